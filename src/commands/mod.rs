@@ -1,0 +1,103 @@
+//! The command line: one subcommand per file, each with its options and `run`.
+//!
+//! Exit codes (documented in the README): 0 success; 1 the command ran but something in it
+//! failed (a badge refused or failed, `check` found problems, unknown members in `award`);
+//! 2 it could not start (config, database).
+
+pub mod award;
+pub mod awards;
+pub mod badges;
+pub mod check;
+pub mod demo;
+pub mod migrate;
+pub mod run;
+
+use crate::config::{self, plan};
+use crate::db::Db;
+use crate::store::Store;
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Awards badges to the members of a community or learning platform, in bulk.
+#[derive(Debug, Parser)]
+#[command(name = "accolade", version, about)]
+pub struct Cli {
+    /// The config file (default: $ACCOLADE_CONFIG, else ./accolade.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Evaluate every badge for every member and insert the new awards.
+    Run(run::Opts),
+    /// Validate the config, every rule and every source query; print every problem.
+    Check(check::Opts),
+    /// Show the badge dashboard: id, name, rule type, status, last update, recipients.
+    Badges(badges::Opts),
+    /// Work with awards (export).
+    Awards(awards::Opts),
+    /// Award a badge by hand to listed members.
+    Award(award::Opts),
+    /// Create the evaluator's tables in the awards database.
+    Migrate(migrate::Opts),
+    /// Build a demo community in SQLite, write its config, and run one pass.
+    Demo(demo::Opts),
+}
+
+/// Runs the parsed command line and maps the outcome to an exit code.
+pub async fn main(cli: Cli) -> ExitCode {
+    let config = cli.config.as_deref();
+    let outcome = match cli.command {
+        Command::Run(opts) => run::run(config, opts).await,
+        Command::Check(opts) => check::run(config, opts).await,
+        Command::Badges(opts) => badges::run(config, opts).await,
+        Command::Awards(opts) => awards::run(config, opts).await,
+        Command::Award(opts) => award::run(config, opts).await,
+        Command::Migrate(opts) => migrate::run(config, opts).await,
+        Command::Demo(opts) => demo::run(opts).await,
+    };
+    match outcome {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// How a command that ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// It ran, but something in it failed and was reported.
+    Failed,
+}
+
+/// Loads and compiles the config, failing with every problem in it.
+pub fn load_plan(config: Option<&Path>) -> Result<plan::Plan> {
+    let path = config::locate(config);
+    let raw = config::load(&path)?;
+    plan::compile(raw).map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))
+}
+
+/// Connects to the plan's database as both host and awards store.
+pub async fn connect(plan: &plan::Plan) -> Result<(Db, Store)> {
+    let db = Db::connect(&plan.database_url).await?;
+    Ok((db.clone(), Store::new(db)))
+}
+
+/// Prints rows as an aligned table with a header.
+pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let mut table = comfy_table::Table::new();
+    table.set_header(headers.to_vec());
+    for row in rows {
+        table.add_row(row);
+    }
+    println!("{table}");
+}

@@ -1,0 +1,72 @@
+//! The configuration file as the user writes it, and where it is found.
+//!
+//! Owns the TOML shape (the public contract of `accolade.toml`) and its lookup order:
+//! `--config FILE`, else `$ACCOLADE_CONFIG`, else `./accolade.toml`; `ACCOLADE_DATABASE_URL`
+//! overrides `database.url`. Nothing here judges whether the values make sense: [`plan`]
+//! compiles a [`RawConfig`] into a validated [`plan::Plan`] and reports every problem at once.
+
+pub mod plan;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The config file name looked for in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "accolade.toml";
+
+/// The top level of `accolade.toml`. Badges stay loosely typed here so that one badge's
+/// mistake does not hide another's: [`plan::compile`] reads each one on its own.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub database: DatabaseSection,
+    #[serde(default)]
+    pub evaluation: EvaluationSection,
+    #[serde(default)]
+    pub sources: BTreeMap<String, String>,
+    #[serde(default)]
+    pub badges: Vec<toml::Table>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSection {
+    pub url: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationSection {
+    /// IANA zone name; UTC when absent.
+    pub timezone: Option<String>,
+}
+
+/// Where the config comes from: the explicit path, the environment, or the default file.
+pub fn locate(explicit: Option<&Path>) -> PathBuf {
+    if let Some(path) = explicit {
+        return path.to_path_buf();
+    }
+    match std::env::var_os("ACCOLADE_CONFIG") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(DEFAULT_CONFIG_FILE),
+    }
+}
+
+/// Reads and parses the config file, then applies environment overrides.
+pub fn load(path: &Path) -> Result<RawConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let mut raw = parse(&text).with_context(|| format!("config file {}", path.display()))?;
+    if let Ok(url) = std::env::var("ACCOLADE_DATABASE_URL")
+        && !url.is_empty()
+    {
+        raw.database.url = url;
+    }
+    Ok(raw)
+}
+
+/// Parses config text (no environment overrides).
+pub fn parse(text: &str) -> Result<RawConfig> {
+    toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+}

@@ -1,0 +1,291 @@
+//! The validated plan a config compiles into.
+//!
+//! Owns every judgement about a config: known sources, a valid timezone, unique badge ids,
+//! exactly one criterion per badge, rule fields, and that each badge's sources are
+//! configured. [`compile`] collects all problems into one [`ConfigErrors`], each naming its
+//! badge or source, so a user fixes everything in one pass. Downstream code never
+//! re-validates a [`Plan`].
+
+use super::RawConfig;
+use crate::instant;
+use crate::rules::Rule;
+use crate::sources::{SourceKind, SourceQueries};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashSet};
+use std::fmt;
+
+/// A compiled config.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub database_url: String,
+    pub timezone: Tz,
+    pub sources: SourceQueries,
+    pub badges: Vec<Badge>,
+}
+
+impl Plan {
+    pub fn badge(&self, id: &str) -> Option<&Badge> {
+        self.badges.iter().find(|b| b.id == id)
+    }
+}
+
+/// A badge as the plan knows it.
+#[derive(Debug, Clone)]
+pub struct Badge {
+    pub id: String,
+    pub name: String,
+    pub image: Option<String>,
+    pub points: i64,
+    pub status: BadgeStatus,
+    pub hidden_until_earned: bool,
+    /// Only activity at or after this instant counts.
+    pub activity_since: Option<DateTime<Utc>>,
+    pub criterion: Criterion,
+}
+
+impl Badge {
+    /// The sources evaluating this badge reads (always including `users`).
+    pub fn sources(&self) -> BTreeSet<SourceKind> {
+        let mut kinds = BTreeSet::from([SourceKind::Users]);
+        if let Criterion::Rule(rule) = &self.criterion {
+            kinds.extend(rule.sources());
+        }
+        kinds
+    }
+
+    /// The criterion in a canonical text form: if this changes, who qualifies may change.
+    /// Stored with the badge so that a published badge's rule cannot be edited silently.
+    pub fn criterion_fingerprint(&self) -> String {
+        let since = self
+            .activity_since
+            .map(|t| format!(" activity_since={}", instant::format_utc(t)))
+            .unwrap_or_default();
+        format!("{}{since}", self.criterion.canonical())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BadgeStatus {
+    #[default]
+    Published,
+    Disabled,
+}
+
+impl BadgeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BadgeStatus::Published => "published",
+            BadgeStatus::Disabled => "disabled",
+        }
+    }
+}
+
+/// How a badge is earned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Criterion {
+    Rule(Rule),
+    /// Only awarded by hand (`accolade award`).
+    Manual,
+}
+
+impl Criterion {
+    /// The rule type shown on the dashboard.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Criterion::Rule(rule) => rule.type_name(),
+            Criterion::Manual => "manual",
+        }
+    }
+
+    fn canonical(&self) -> String {
+        match self {
+            Criterion::Rule(rule) => {
+                serde_json::to_string(rule).unwrap_or_else(|_| format!("{rule:?}"))
+            }
+            Criterion::Manual => "manual".to_string(),
+        }
+    }
+
+    /// The criterion in words.
+    pub fn describe(&self) -> String {
+        match self {
+            Criterion::Rule(rule) => rule.to_string(),
+            Criterion::Manual => "awarded by hand".to_string(),
+        }
+    }
+}
+
+/// Every problem found in a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.0.len() == 1 { "" } else { "s" };
+        writeln!(f, "{} problem{plural} in the config:", self.0.len())?;
+        for problem in &self.0 {
+            writeln!(f, "  - {}", problem.replace('\n', "\n    "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The fields of one `[[badges]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBadge {
+    id: String,
+    name: String,
+    image: Option<String>,
+    #[serde(default)]
+    points: i64,
+    #[serde(default)]
+    status: BadgeStatus,
+    #[serde(default)]
+    hidden_until_earned: bool,
+    activity_since: Option<String>,
+    rule: Option<Rule>,
+    #[serde(default)]
+    manual: bool,
+}
+
+/// Compiles a raw config into a plan, or reports every problem in it.
+pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
+    let mut errors = Vec::new();
+    let timezone = match raw.evaluation.timezone.as_deref() {
+        None => Tz::UTC,
+        Some(name) => name.parse::<Tz>().unwrap_or_else(|_| {
+            errors.push(format!("[evaluation] timezone '{name}' is not an IANA time zone name (e.g. America/New_York)"));
+            Tz::UTC
+        }),
+    };
+    if raw.database.url.trim().is_empty() {
+        errors.push("[database] url is empty".to_string());
+    }
+    let sources = compile_sources(&raw, &mut errors);
+    let mut badges = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, table) in raw.badges.into_iter().enumerate() {
+        let label = badge_label(&table, index);
+        match compile_badge(table, &timezone) {
+            Ok(badge) => {
+                if !seen.insert(badge.id.clone()) {
+                    errors.push(format!(
+                        "{label}: the id is used by another badge; ids must be unique"
+                    ));
+                }
+                for kind in badge.sources() {
+                    if !sources.contains_key(&kind) {
+                        errors.push(format!(
+                            "{label} ({}) needs source '{kind}', which [sources] does not define",
+                            badge.criterion.type_name()
+                        ));
+                    }
+                }
+                badges.push(badge);
+            }
+            Err(problems) => errors.extend(problems.into_iter().map(|p| format!("{label}: {p}"))),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Plan {
+            database_url: raw.database.url,
+            timezone,
+            sources,
+            badges,
+        })
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn compile_sources(raw: &RawConfig, errors: &mut Vec<String>) -> SourceQueries {
+    let mut sources = SourceQueries::new();
+    for (name, query) in &raw.sources {
+        match SourceKind::from_name(name) {
+            Some(kind) if query.trim().is_empty() => {
+                errors.push(format!("source '{kind}': the query is empty"))
+            }
+            Some(kind) => {
+                sources.insert(kind, query.trim().trim_end_matches(';').to_string());
+            }
+            None => {
+                let known: Vec<_> = SourceKind::ALL.iter().map(|k| k.name()).collect();
+                errors.push(format!(
+                    "[sources] '{name}' is not a source; known sources: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+    }
+    if !sources.contains_key(&SourceKind::Users) {
+        errors.push(
+            "[sources] users is required: a query returning user_id, created_at, blocked"
+                .to_string(),
+        );
+    }
+    sources
+}
+
+fn badge_label(table: &toml::Table, index: usize) -> String {
+    match table.get("id").and_then(|v| v.as_str()) {
+        Some(id) => format!("badge '{id}'"),
+        None => format!("badges[{index}]"),
+    }
+}
+
+fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>> {
+    let raw: RawBadge = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| vec![e.message().trim_end().to_string()])?;
+    let mut problems = Vec::new();
+    if raw.id.is_empty()
+        || !raw
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        problems.push(
+            "the id must be non-empty and use only letters, digits, '-', '_' and '.'".to_string(),
+        );
+    }
+    if raw.name.trim().is_empty() {
+        problems.push("the name is empty".to_string());
+    }
+    let activity_since = raw.activity_since.as_deref().and_then(|text| {
+        instant::parse_date_literal(text, timezone)
+            .map_err(|e| problems.push(format!("activity_since: {e}")))
+            .ok()
+    });
+    let criterion = match (raw.rule, raw.manual) {
+        (Some(rule), false) => Some(Criterion::Rule(rule)),
+        (None, true) => Some(Criterion::Manual),
+        (Some(_), true) => {
+            problems.push("has both a rule and manual = true; keep one".to_string());
+            None
+        }
+        (None, false) => {
+            problems
+                .push("has no criterion: add rule = { type = ... } or manual = true".to_string());
+            None
+        }
+    };
+    match criterion {
+        Some(criterion) if problems.is_empty() => Ok(Badge {
+            id: raw.id,
+            name: raw.name,
+            image: raw.image,
+            points: raw.points,
+            status: raw.status,
+            hidden_until_earned: raw.hidden_until_earned,
+            activity_since,
+            criterion,
+        }),
+        _ => Err(problems),
+    }
+}

@@ -1,0 +1,382 @@
+//! Per-member features: the numbers and flags that rules and formulas compare.
+//!
+//! Owns the [`Feature`] catalogue and the one place each is computed from the snapshot, as a
+//! grouped Polars aggregation joined onto the member frame. Rules ask a [`FeatureSet`] for the
+//! column of a feature; equal features (same source, kind, training and `activity_since`) are
+//! computed once per run however many badges use them.
+
+use super::{Context, Period, TrainingState};
+use crate::instant::CalendarSpan;
+use crate::sources::{Snapshot, SourceKind};
+use anyhow::{Result, anyhow};
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+/// Days added before taking a remainder by 7, so the remainder of any date after year 1 is
+/// non-negative whatever convention the remainder follows.
+const WEEK_ALIGN: i64 = 7 * 200_000;
+
+/// A per-member value computed from the snapshot. `since` is an `activity_since` instant
+/// (µs): only rows at or after it count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Feature {
+    /// Rows of `posts`, of one `kind` if given.
+    Posts {
+        kind: Option<String>,
+        since: Option<i64>,
+    },
+    /// Distinct non-null `thread_id`s of `posts`, of one `kind` if given.
+    DistinctThreads {
+        kind: Option<String>,
+        since: Option<i64>,
+    },
+    /// Rows of `connections`.
+    Connections { since: Option<i64> },
+    /// The most connections inside one calendar week or month.
+    BestPeriod { period: Period, since: Option<i64> },
+    /// The key of the (earliest) best week or month, for explain.
+    BestPeriodKey { period: Period, since: Option<i64> },
+    /// Rows of `logins`.
+    Logins { since: Option<i64> },
+    /// The longest run of consecutive local days with a sign-in.
+    ConsecutiveLoginDays { since: Option<i64> },
+    /// The last sign-in (µs), null without one.
+    LastSignin { since: Option<i64> },
+    /// Distinct trainings in that state (of one training if given).
+    Trainings {
+        state: TrainingState,
+        training: Option<String>,
+        since: Option<i64>,
+    },
+    /// The sum of the member's `metrics` rows of that name; 0 without one.
+    Metric { name: String },
+    /// The member has any of these roles.
+    AnyRole { roles: Vec<String> },
+    /// The member's id is one of these.
+    IdIn { ids: Vec<i64> },
+    /// The member's value of a setting key (the greatest, if several), null without one.
+    SettingValue { key: String },
+}
+
+impl Feature {
+    /// The value a member without any source row has.
+    fn missing_value(&self) -> Option<Expr> {
+        match self {
+            Feature::BestPeriodKey { .. }
+            | Feature::LastSignin { .. }
+            | Feature::SettingValue { .. } => None,
+            Feature::Metric { .. } => Some(lit(0.0f64)),
+            Feature::AnyRole { .. } | Feature::IdIn { .. } => Some(lit(false)),
+            _ => Some(lit(0i64)),
+        }
+    }
+}
+
+/// The features one evaluation needs, each with its column name in the feature frame.
+#[derive(Debug)]
+pub struct FeatureSet {
+    ctx: Context,
+    columns: BTreeMap<Feature, String>,
+}
+
+impl FeatureSet {
+    pub fn new(ctx: Context) -> Self {
+        FeatureSet {
+            ctx,
+            columns: BTreeMap::new(),
+        }
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// The column holding `feature`, registering it on first use.
+    pub fn column(&mut self, feature: Feature) -> Expr {
+        let next = format!("f{}", self.columns.len());
+        col(self.columns.entry(feature).or_insert(next).as_str())
+    }
+
+    /// The best week's or month's count and that period's key.
+    pub fn best_period(&mut self, period: Period, since: Option<i64>) -> (Expr, Expr) {
+        let count = self.column(Feature::BestPeriod { period, since });
+        let key = self.column(Feature::BestPeriodKey { period, since });
+        (count, key)
+    }
+
+    /// The local wall-clock instant (µs) at which a member's account is `span` old.
+    pub fn eligible_from(&self, span: CalendarSpan) -> Expr {
+        col("created_local")
+            .dt()
+            .offset_by(lit(span.polars_offset()))
+            .dt()
+            .timestamp(TimeUnit::Microseconds)
+    }
+
+    /// The evaluation instant as a local wall-clock reading (µs), to compare with
+    /// [`Self::eligible_from`].
+    pub fn as_of_local(&self) -> Expr {
+        lit(self.ctx.as_of_local_micros())
+    }
+
+    /// The evaluation instant (µs since the epoch, UTC).
+    pub fn as_of(&self) -> Expr {
+        lit(self.ctx.as_of_micros())
+    }
+
+    /// The member frame with one column per registered feature.
+    pub fn build(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
+        let mut frame = self.members(snapshot)?;
+        for (feature, name) in &self.columns {
+            let values = self
+                .compute(feature, snapshot)?
+                .select([col("user_id"), col("value").alias(name.as_str())]);
+            frame = frame.left_join(values, col("user_id"), col("user_id"));
+            if let Some(missing) = feature.missing_value() {
+                frame = frame.with_column(col(name.as_str()).fill_null(missing));
+            }
+        }
+        Ok(frame)
+    }
+
+    /// Members created at or before the evaluation instant, with their base columns:
+    /// `user_id`, `created_at` (µs), `created_local` (local wall clock), `blocked`, and
+    /// `avatar_changed` when the users source has it.
+    fn members(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
+        let users = snapshot
+            .frame(SourceKind::Users)
+            .ok_or_else(|| anyhow!("the users source was not loaded"))?;
+        let mut columns = vec![
+            col("user_id"),
+            micros(col("created_at")).alias("created_at"),
+            self.local_wall(col("created_at")).alias("created_local"),
+            col("blocked").fill_null(lit(false)),
+        ];
+        if snapshot.has_column(SourceKind::Users, "avatar_changed") {
+            columns.push(col("avatar_changed").fill_null(lit(false)));
+        }
+        Ok(users
+            .clone()
+            .lazy()
+            .filter(micros(col("created_at")).lt_eq(self.as_of()))
+            .select(columns)
+            .unique(Some(cols(["user_id"])), UniqueKeepStrategy::First))
+    }
+
+    /// Rows of an activity source up to the evaluation instant (and from `since`).
+    fn activity(
+        &self,
+        snapshot: &Snapshot,
+        kind: SourceKind,
+        since: Option<i64>,
+    ) -> Result<LazyFrame> {
+        let frame = snapshot
+            .frame(kind)
+            .ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
+        let at = micros(col("created_at"));
+        let mut keep = at.clone().lt_eq(self.as_of());
+        if let Some(since) = since {
+            keep = keep.and(at.gt_eq(lit(since)));
+        }
+        Ok(frame.clone().lazy().filter(keep))
+    }
+
+    /// A frame `(user_id, value)` for one feature.
+    fn compute(&self, feature: &Feature, snapshot: &Snapshot) -> Result<LazyFrame> {
+        let per_user =
+            |lf: LazyFrame, value: Expr| lf.group_by([col("user_id")]).agg([value.alias("value")]);
+        let count = || len().cast(DataType::Int64);
+        Ok(match feature {
+            Feature::Posts { kind, since } => per_user(
+                of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind),
+                count(),
+            ),
+            Feature::DistinctThreads { kind, since } => {
+                let posts = of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind)
+                    .filter(col("thread_id").is_not_null());
+                per_user(posts, col("thread_id").n_unique().cast(DataType::Int64))
+            }
+            Feature::Connections { since } => per_user(
+                self.activity(snapshot, SourceKind::Connections, *since)?,
+                count(),
+            ),
+            Feature::Logins { since } => per_user(
+                self.activity(snapshot, SourceKind::Logins, *since)?,
+                count(),
+            ),
+            Feature::BestPeriod { period, since } => per_user(
+                self.period_counts(snapshot, *period, *since)?,
+                col("n").max(),
+            ),
+            Feature::BestPeriodKey { period, since } => per_user(
+                self.period_counts(snapshot, *period, *since)?,
+                col("period").filter(col("n").eq(col("n").max())).min(),
+            ),
+            Feature::ConsecutiveLoginDays { since } => self.consecutive_days(snapshot, *since)?,
+            Feature::LastSignin { since } => per_user(
+                self.activity(snapshot, SourceKind::Logins, *since)?,
+                micros(col("created_at")).max(),
+            ),
+            Feature::Trainings {
+                state,
+                training,
+                since,
+            } => self.trainings(snapshot, *state, training, *since)?,
+            Feature::Metric { name } => {
+                let metrics = source(snapshot, SourceKind::Metrics)?
+                    .filter(col("name").eq(lit(name.as_str())));
+                per_user(metrics, col("value").fill_null(lit(0.0f64)).sum())
+            }
+            Feature::AnyRole { roles } => {
+                let wanted =
+                    one_column_frame("role", Column::new("role".into(), roles.as_slice()))?;
+                let holders = source(snapshot, SourceKind::Roles)?.semi_join(
+                    wanted,
+                    col("role"),
+                    col("role"),
+                );
+                per_user(holders, lit(true))
+            }
+            Feature::IdIn { ids } => {
+                one_column_frame("user_id", Column::new("user_id".into(), ids.as_slice()))?
+                    .unique(None, UniqueKeepStrategy::Any)
+                    .with_column(lit(true).alias("value"))
+            }
+            Feature::SettingValue { key } => {
+                let settings = source(snapshot, SourceKind::Settings)?.filter(
+                    col("key")
+                        .eq(lit(key.as_str()))
+                        .and(col("value").is_not_null()),
+                );
+                per_user(settings, col("value").max())
+            }
+        })
+    }
+
+    /// Connections counted per member and calendar week (Monday-start key, in local days) or
+    /// month (`year * 12 + month - 1`): `(user_id, period, n)`.
+    fn period_counts(
+        &self,
+        snapshot: &Snapshot,
+        period: Period,
+        since: Option<i64>,
+    ) -> Result<LazyFrame> {
+        let local = self.local_zoned(col("created_at"));
+        let key = match period {
+            Period::Week => {
+                let days = local
+                    .dt()
+                    .date()
+                    .cast(DataType::Int32)
+                    .cast(DataType::Int64);
+                days.clone() - ((days + lit(3 + WEEK_ALIGN)) % lit(7i64))
+            }
+            Period::Month => {
+                local.clone().dt().year().cast(DataType::Int64) * lit(12i64)
+                    + local.dt().month().cast(DataType::Int64)
+                    - lit(1i64)
+            }
+        };
+        Ok(self
+            .activity(snapshot, SourceKind::Connections, since)?
+            .select([col("user_id"), key.alias("period")])
+            .group_by([col("user_id"), col("period")])
+            .agg([len().cast(DataType::Int64).alias("n")]))
+    }
+
+    /// The longest run of consecutive local calendar days with at least one sign-in.
+    fn consecutive_days(&self, snapshot: &Snapshot, since: Option<i64>) -> Result<LazyFrame> {
+        let day = self
+            .local_zoned(col("created_at"))
+            .dt()
+            .date()
+            .cast(DataType::Int32)
+            .cast(DataType::Int64);
+        let starts_run = col("user_id")
+            .neq(col("user_id").shift(lit(1)))
+            .or(col("day").neq(col("day").shift(lit(1)) + lit(1i64)))
+            .fill_null(lit(true));
+        Ok(self
+            .activity(snapshot, SourceKind::Logins, since)?
+            .select([col("user_id"), day.alias("day")])
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["user_id", "day"], SortMultipleOptions::default())
+            .with_column(starts_run.cast(DataType::Int64).cum_sum(false).alias("run"))
+            .group_by([col("user_id"), col("run")])
+            .agg([len().cast(DataType::Int64).alias("days")])
+            .group_by([col("user_id")])
+            .agg([col("days").max().alias("value")]))
+    }
+
+    fn trainings(
+        &self,
+        snapshot: &Snapshot,
+        state: TrainingState,
+        training: &Option<String>,
+        since: Option<i64>,
+    ) -> Result<LazyFrame> {
+        let enrolled = micros(col("enrolled_at"));
+        // A row without an enrolment time counts, unless the badge asks for activity since a date.
+        let mut keep = enrolled
+            .clone()
+            .lt_eq(self.as_of())
+            .fill_null(lit(since.is_none()));
+        if let Some(since) = since {
+            keep = keep.and(enrolled.gt_eq(lit(since)).fill_null(lit(false)));
+        }
+        if let Some(id) = training {
+            keep = keep.and(col("training_id").eq(lit(id.as_str())));
+        }
+        keep = match state {
+            TrainingState::Enrolled => keep,
+            TrainingState::Completed => {
+                keep.and(col("progress").gt_eq(lit(100.0f64)).fill_null(lit(false)))
+            }
+            TrainingState::Passed => keep.and(col("passed").fill_null(lit(false))),
+        };
+        Ok(source(snapshot, SourceKind::Trainings)?
+            .filter(keep)
+            .group_by([col("user_id")])
+            .agg([col("training_id")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("value")]))
+    }
+
+    /// A UTC datetime column converted to the evaluation timezone (still an instant).
+    fn local_zoned(&self, instant: Expr) -> Expr {
+        instant.dt().convert_time_zone(self.ctx.polars_timezone())
+    }
+
+    /// A UTC datetime column as naive local wall-clock readings.
+    fn local_wall(&self, instant: Expr) -> Expr {
+        self.local_zoned(instant)
+            .dt()
+            .replace_time_zone(None, lit("raise"), NonExistent::Raise)
+    }
+}
+
+/// A datetime column as µs since the epoch.
+fn micros(instant: Expr) -> Expr {
+    instant.dt().timestamp(TimeUnit::Microseconds)
+}
+
+fn of_kind(posts: LazyFrame, kind: &Option<String>) -> LazyFrame {
+    match kind {
+        Some(kind) => posts.filter(col("kind").eq(lit(kind.as_str()))),
+        None => posts,
+    }
+}
+
+fn source(snapshot: &Snapshot, kind: SourceKind) -> Result<LazyFrame> {
+    snapshot
+        .frame(kind)
+        .map(|df| df.clone().lazy())
+        .ok_or_else(|| anyhow!("the {kind} source was not loaded"))
+}
+
+fn one_column_frame(name: &str, column: Column) -> Result<LazyFrame> {
+    DataFrame::new(column.len(), vec![column])
+        .map(IntoLazy::lazy)
+        .map_err(|e| anyhow!("building the {name} list: {e}"))
+}

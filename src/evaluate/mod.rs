@@ -1,0 +1,261 @@
+//! Bulk evaluation: every badge's criterion for every member, as Polars expressions.
+//!
+//! Owns the path from a loaded [`Snapshot`] to candidate awards: badges compile their
+//! criteria into [`Check`]s over a shared [`FeatureSet`], the feature frame is computed once,
+//! and each badge's predicate filters it. No per-member loop: one frame, one filter per badge.
+
+mod features;
+
+pub use features::{Feature, FeatureSet};
+
+use crate::config::plan::{Badge, Criterion};
+use crate::instant;
+use crate::sources::Snapshot;
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The instant and zone an evaluation is made for.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    pub as_of: DateTime<Utc>,
+    pub timezone: Tz,
+}
+
+impl Context {
+    pub fn as_of_micros(&self) -> i64 {
+        instant::to_micros(self.as_of)
+    }
+
+    pub fn as_of_local_micros(&self) -> i64 {
+        instant::utc_to_local(self.as_of, &self.timezone)
+            .and_utc()
+            .timestamp_micros()
+    }
+
+    pub fn polars_timezone(&self) -> TimeZone {
+        TimeZone::from_chrono(&self.timezone)
+    }
+}
+
+/// A calendar period of the `social_connections` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Week,
+    Month,
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Period::Week => "week",
+            Period::Month => "month",
+        })
+    }
+}
+
+/// How far a member got in a training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrainingState {
+    Enrolled,
+    Completed,
+    Passed,
+}
+
+impl fmt::Display for TrainingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrainingState::Enrolled => "enrolled in",
+            TrainingState::Completed => "completed",
+            TrainingState::Passed => "passed",
+        })
+    }
+}
+
+/// One condition of a criterion: what it says, whether a member meets it, and the member's
+/// values that explain why.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub label: String,
+    pub pass: Expr,
+    pub shown: Vec<Shown>,
+}
+
+/// A member value shown next to a check, and how to print it.
+#[derive(Debug, Clone)]
+pub struct Shown {
+    pub name: &'static str,
+    pub expr: Expr,
+    pub format: ShowAs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShowAs {
+    Number,
+    Flag,
+    Text,
+    /// µs since the epoch, UTC.
+    Instant,
+    /// µs of a local wall-clock reading.
+    LocalTime,
+    /// A week key (local days of its Monday) or a month key.
+    PeriodKey(Period),
+}
+
+impl Shown {
+    pub fn count(name: &'static str, expr: Expr) -> Self {
+        Shown {
+            name,
+            expr,
+            format: ShowAs::Number,
+        }
+    }
+    pub fn flag(name: &'static str, expr: Expr) -> Self {
+        Shown {
+            name,
+            expr,
+            format: ShowAs::Flag,
+        }
+    }
+    pub fn period(period: Period, expr: Expr) -> Self {
+        Shown {
+            name: period_name(period),
+            expr,
+            format: ShowAs::PeriodKey(period),
+        }
+    }
+    pub fn local_time(name: &'static str, expr: Expr) -> Self {
+        Shown {
+            name,
+            expr,
+            format: ShowAs::LocalTime,
+        }
+    }
+}
+
+fn period_name(period: Period) -> &'static str {
+    match period {
+        Period::Week => "week of",
+        Period::Month => "month",
+    }
+}
+
+/// A badge's criterion compiled against the feature set.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    pub badge_id: String,
+    pub pass: Expr,
+    pub checks: Vec<Check>,
+}
+
+/// Compiles a badge's criterion; `None` for manual badges (they have no predicate).
+pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
+    let since = badge.activity_since.map(instant::to_micros);
+    let checks = match &badge.criterion {
+        Criterion::Rule(rule) => vec![rule.compile(since, features)],
+        Criterion::Manual => return None,
+    };
+    let pass = checks
+        .iter()
+        .map(|c| c.pass.clone())
+        .reduce(Expr::and)
+        .unwrap_or_else(|| lit(false));
+    Some(Compiled {
+        badge_id: badge.id.clone(),
+        pass,
+        checks,
+    })
+}
+
+/// The feature frame of a snapshot and the compiled badges evaluated on it.
+pub struct Evaluation {
+    pub ctx: Context,
+    pub features: DataFrame,
+    pub compiled: Vec<Compiled>,
+}
+
+impl Evaluation {
+    /// Compiles `badges`, computes the features they need once, and keeps the frame.
+    pub fn prepare<'a>(
+        ctx: Context,
+        badges: impl IntoIterator<Item = &'a Badge>,
+        snapshot: &Snapshot,
+    ) -> Result<Self> {
+        let mut features = FeatureSet::new(ctx);
+        let compiled: Vec<Compiled> = badges
+            .into_iter()
+            .filter_map(|b| compile(b, &mut features))
+            .collect();
+        let frame = features
+            .build(snapshot)?
+            .collect()
+            .map_err(|e| anyhow!("computing member features: {e}"))?;
+        Ok(Evaluation {
+            ctx,
+            features: frame,
+            compiled,
+        })
+    }
+
+    /// Every (badge_id, user_id) whose criterion holds, sorted.
+    pub fn qualifying(&self) -> Result<DataFrame> {
+        let per_badge: Vec<LazyFrame> = self
+            .compiled
+            .iter()
+            .map(|c| {
+                self.features
+                    .clone()
+                    .lazy()
+                    .filter(c.pass.clone())
+                    .select([lit(c.badge_id.as_str()).alias("badge_id"), col("user_id")])
+            })
+            .collect();
+        if per_badge.is_empty() {
+            return Ok(empty_awards());
+        }
+        concat(per_badge, UnionArgs::default())
+            .and_then(|lf| {
+                lf.sort(["badge_id", "user_id"], SortMultipleOptions::default())
+                    .collect()
+            })
+            .map_err(|e| anyhow!("evaluating badge criteria: {e}"))
+    }
+
+    /// The qualifying pairs minus those already awarded (`existing` has `badge_id`, `user_id`).
+    pub fn new_awards(&self, existing: DataFrame) -> Result<DataFrame> {
+        let qualifying = self.qualifying()?;
+        qualifying
+            .lazy()
+            .join(
+                existing.lazy(),
+                [col("badge_id"), col("user_id")],
+                [col("badge_id"), col("user_id")],
+                JoinArgs::new(JoinType::Anti),
+            )
+            .sort(["badge_id", "user_id"], SortMultipleOptions::default())
+            .collect()
+            .map_err(|e| anyhow!("removing existing awards: {e}"))
+    }
+}
+
+/// An empty `(badge_id, user_id)` frame.
+pub fn empty_awards() -> DataFrame {
+    awards_frame(Vec::new(), Vec::new()).unwrap_or_default()
+}
+
+/// A `(badge_id, user_id)` frame from two equally long vectors.
+pub fn awards_frame(badge_ids: Vec<String>, user_ids: Vec<i64>) -> Result<DataFrame> {
+    let height = user_ids.len();
+    DataFrame::new(
+        height,
+        vec![
+            Column::new("badge_id".into(), badge_ids),
+            Column::new("user_id".into(), user_ids),
+        ],
+    )
+    .map_err(|e| anyhow!("building an awards frame: {e}"))
+}

@@ -1,0 +1,16 @@
+//! accolade: a scheduled batch evaluator that awards badges to the members of a community or
+//! learning platform.
+//!
+//! Data flows one way: [`config`] → [`config::plan`] → [`sources`] (snapshots of the host
+//! database as Polars frames) → [`evaluate`] (per-member features and per-badge predicates) →
+//! [`store`] (only new awards, exactly once). [`commands`] wires these into subcommands.
+
+pub mod commands;
+pub mod config;
+pub mod db;
+pub mod evaluate;
+pub mod instant;
+pub mod rules;
+pub mod sources;
+pub mod store;
+pub mod telemetry;

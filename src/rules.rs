@@ -1,0 +1,161 @@
+//! The six rule types of a badge (the reference LMS's), their config shape and their meaning.
+//!
+//! Owns what each rule type means: which sources it reads, and how it becomes a bulk
+//! Polars predicate over the per-member feature frame (see [`crate::evaluate`]). Each rule
+//! type is one match arm in each function below, with its tests in `tests/it/rules.rs`.
+
+use crate::evaluate::{Check, Feature, FeatureSet, Period, Shown, TrainingState};
+use crate::instant::CalendarSpan;
+use crate::sources::SourceKind;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A badge's rule, as written in `rule = { type = "...", ... }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Rule {
+    /// At least `min` connections inside one calendar week (ISO, Monday 00:00 local) or month.
+    SocialConnections { min: u32, period: Period },
+    /// `created_at + min`, on the local calendar, is at or before the evaluation instant; never
+    /// for blocked members.
+    AccountAge { min: CalendarSpan },
+    /// At least `min` rows of `posts` (posts and comments alike).
+    PostsSent { min: u32 },
+    /// Progress 100 in the training.
+    TrainingCompleted { training: TrainingRef },
+    /// Passed the training.
+    TrainingPassed { training: TrainingRef },
+    /// Enrolled in the training (any row).
+    TrainingEnrolled { training: TrainingRef },
+}
+
+/// A training id as the config writes it: text or a number, compared as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TrainingRef {
+    Text(String),
+    Number(i64),
+}
+
+impl TrainingRef {
+    pub fn as_text(&self) -> String {
+        match self {
+            TrainingRef::Text(t) => t.clone(),
+            TrainingRef::Number(n) => n.to_string(),
+        }
+    }
+}
+
+impl Rule {
+    /// The name written in `type = "..."`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Rule::SocialConnections { .. } => "social_connections",
+            Rule::AccountAge { .. } => "account_age",
+            Rule::PostsSent { .. } => "posts_sent",
+            Rule::TrainingCompleted { .. } => "training_completed",
+            Rule::TrainingPassed { .. } => "training_passed",
+            Rule::TrainingEnrolled { .. } => "training_enrolled",
+        }
+    }
+
+    /// The sources the rule reads besides `users`.
+    pub fn sources(&self) -> Vec<SourceKind> {
+        match self {
+            Rule::SocialConnections { .. } => vec![SourceKind::Connections],
+            Rule::AccountAge { .. } => vec![],
+            Rule::PostsSent { .. } => vec![SourceKind::Posts],
+            Rule::TrainingCompleted { .. }
+            | Rule::TrainingPassed { .. }
+            | Rule::TrainingEnrolled { .. } => {
+                vec![SourceKind::Trainings]
+            }
+        }
+    }
+
+    /// Compiles the rule into one check over the feature frame. `since` is the badge's
+    /// `activity_since` in microseconds.
+    pub fn compile(&self, since: Option<i64>, features: &mut FeatureSet) -> Check {
+        match self {
+            Rule::SocialConnections { min, period } => {
+                let (count, best) = features.best_period(*period, since);
+                Check {
+                    label: format!("connections in one {period} >= {min}"),
+                    pass: count.clone().gt_eq(lit(i64::from(*min))),
+                    shown: vec![Shown::count("best", count), Shown::period(*period, best)],
+                }
+            }
+            Rule::AccountAge { min } => {
+                let eligible_from = features.eligible_from(*min);
+                Check {
+                    label: format!("account age >= {min}, not blocked"),
+                    pass: col("blocked")
+                        .not()
+                        .and(eligible_from.clone().lt_eq(features.as_of_local())),
+                    shown: vec![
+                        Shown::local_time("eligible from", eligible_from),
+                        Shown::flag("blocked", col("blocked")),
+                    ],
+                }
+            }
+            Rule::PostsSent { min } => {
+                let count = features.column(Feature::Posts { kind: None, since });
+                Check {
+                    label: format!("posts and comments >= {min}"),
+                    pass: count.clone().gt_eq(lit(i64::from(*min))),
+                    shown: vec![Shown::count("has", count)],
+                }
+            }
+            Rule::TrainingCompleted { training } => {
+                training_check(features, TrainingState::Completed, training, since)
+            }
+            Rule::TrainingPassed { training } => {
+                training_check(features, TrainingState::Passed, training, since)
+            }
+            Rule::TrainingEnrolled { training } => {
+                training_check(features, TrainingState::Enrolled, training, since)
+            }
+        }
+    }
+}
+
+fn training_check(
+    features: &mut FeatureSet,
+    state: TrainingState,
+    training: &TrainingRef,
+    since: Option<i64>,
+) -> Check {
+    let id = training.as_text();
+    let count = features.column(Feature::Trainings {
+        state,
+        training: Some(id.clone()),
+        since,
+    });
+    Check {
+        label: format!("{state} training '{id}'"),
+        pass: count.clone().gt_eq(lit(1i64)),
+        shown: vec![Shown::flag("done", count.gt_eq(lit(1i64)))],
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::SocialConnections { min, period } => {
+                write!(f, "at least {min} connections in one {period}")
+            }
+            Rule::AccountAge { min } => write!(f, "account at least {min} old, not blocked"),
+            Rule::PostsSent { min } => write!(f, "at least {min} posts and comments"),
+            Rule::TrainingCompleted { training } => {
+                write!(f, "completed training '{}'", training.as_text())
+            }
+            Rule::TrainingPassed { training } => {
+                write!(f, "passed training '{}'", training.as_text())
+            }
+            Rule::TrainingEnrolled { training } => {
+                write!(f, "enrolled in training '{}'", training.as_text())
+            }
+        }
+    }
+}

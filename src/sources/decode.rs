@@ -1,0 +1,235 @@
+//! Turning database values into typed Polars columns.
+//!
+//! Owns the one place where a value from a host database becomes an evaluator value: each
+//! driver's row yields [`Cell`]s (what the database actually sent), and a [`ColumnBuilder`]
+//! converts them to the column's [`ColumnType`], appending to a plain vector that becomes a
+//! Polars column at the end, so rows are never materialised twice.
+
+use super::{ColumnSpec, ColumnType};
+use crate::instant::{MICROS_PER_SECOND, parse_source_timestamp};
+use polars::prelude::*;
+use sqlx::{Row, TypeInfo, ValueRef};
+use std::borrow::Cow;
+
+/// One value as the database sent it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'r> {
+    Null,
+    Int(i64),
+    Float(f64),
+    Text(Cow<'r, str>),
+    Bool(bool),
+    /// A native timestamp, already converted to microseconds since the epoch, UTC.
+    Micros(i64),
+}
+
+impl Cell<'_> {
+    /// A short rendering for error messages.
+    pub fn show(&self) -> String {
+        match self {
+            Cell::Null => "NULL".to_string(),
+            Cell::Int(v) => v.to_string(),
+            Cell::Float(v) => v.to_string(),
+            Cell::Text(v) => {
+                let short: String = v.chars().take(60).collect();
+                format!("'{short}'")
+            }
+            Cell::Bool(v) => v.to_string(),
+            Cell::Micros(v) => v.to_string(),
+        }
+    }
+}
+
+/// A result row of some driver, read cell by cell.
+pub trait CellRow {
+    fn cell(&self, index: usize) -> Result<Cell<'_>, String>;
+}
+
+impl CellRow for sqlx::sqlite::SqliteRow {
+    fn cell(&self, index: usize) -> Result<Cell<'_>, String> {
+        let raw = self.try_get_raw(index).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(Cell::Null);
+        }
+        let type_name = raw.type_info().name().to_string();
+        let get_err = |e: sqlx::Error| e.to_string();
+        Ok(match type_name.as_str() {
+            "INTEGER" | "BOOLEAN" => {
+                Cell::Int(self.try_get_unchecked::<i64, _>(index).map_err(get_err)?)
+            }
+            "REAL" | "NUMERIC" => {
+                Cell::Float(self.try_get_unchecked::<f64, _>(index).map_err(get_err)?)
+            }
+            "TEXT" | "DATE" | "TIME" | "DATETIME" => Cell::Text(Cow::Borrowed(
+                self.try_get_unchecked::<&str, _>(index).map_err(get_err)?,
+            )),
+            other => return Err(format!("values of SQLite type {other} are not supported")),
+        })
+    }
+}
+
+/// Accumulates one column of a source, converting each cell to the column's type.
+#[derive(Debug)]
+pub struct ColumnBuilder {
+    pub spec: ColumnSpec,
+    values: Values,
+}
+
+#[derive(Debug)]
+enum Values {
+    Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+    Text(Vec<Option<String>>),
+    Float(Vec<Option<f64>>),
+}
+
+impl ColumnBuilder {
+    pub fn new(spec: ColumnSpec, capacity: usize) -> Self {
+        let values = match spec.ty {
+            ColumnType::Id | ColumnType::Timestamp => Values::Int(Vec::with_capacity(capacity)),
+            ColumnType::Bool => Values::Bool(Vec::with_capacity(capacity)),
+            ColumnType::Text => Values::Text(Vec::with_capacity(capacity)),
+            ColumnType::Number => Values::Float(Vec::with_capacity(capacity)),
+        };
+        ColumnBuilder { spec, values }
+    }
+
+    /// Appends one cell; the error says what was wrong with the value (the caller adds where).
+    pub fn push(&mut self, cell: Cell<'_>) -> Result<(), String> {
+        if cell == Cell::Null {
+            if !self.spec.nullable {
+                return Err("NULL is not allowed here".to_string());
+            }
+            match &mut self.values {
+                Values::Int(v) => v.push(None),
+                Values::Bool(v) => v.push(None),
+                Values::Text(v) => v.push(None),
+                Values::Float(v) => v.push(None),
+            }
+            return Ok(());
+        }
+        let unreadable = || format!("cannot read {} as {}", cell.show(), self.spec.ty.describe());
+        match (&mut self.values, self.spec.ty) {
+            (Values::Int(v), ColumnType::Id) => v.push(Some(to_id(&cell).ok_or_else(unreadable)?)),
+            (Values::Int(v), _) => v.push(Some(to_micros(&cell).ok_or_else(unreadable)?)),
+            (Values::Bool(v), _) => v.push(Some(to_bool(&cell).ok_or_else(unreadable)?)),
+            (Values::Text(v), _) => v.push(Some(to_text(&cell).ok_or_else(unreadable)?)),
+            (Values::Float(v), _) => v.push(Some(to_number(&cell).ok_or_else(unreadable)?)),
+        }
+        Ok(())
+    }
+
+    /// The finished Polars column, named after the spec.
+    pub fn finish(self) -> PolarsResult<Column> {
+        let name = PlSmallStr::from_static(self.spec.name);
+        let column = match self.values {
+            Values::Int(v) => Column::new(name, v),
+            Values::Bool(v) => Column::new(name, v),
+            Values::Text(v) => Column::new(name, v),
+            Values::Float(v) => Column::new(name, v),
+        };
+        column.cast(&self.spec.ty.dtype())
+    }
+}
+
+fn to_id(cell: &Cell) -> Option<i64> {
+    match cell {
+        Cell::Int(v) => Some(*v),
+        Cell::Float(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Some(*v as i64),
+        Cell::Text(t) => t.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn to_micros(cell: &Cell) -> Option<i64> {
+    match cell {
+        Cell::Micros(v) => Some(*v),
+        Cell::Int(seconds) => seconds.checked_mul(MICROS_PER_SECOND),
+        Cell::Float(seconds) if seconds.is_finite() => {
+            Some((seconds * MICROS_PER_SECOND as f64).round() as i64)
+        }
+        Cell::Text(t) => parse_source_timestamp(t),
+        _ => None,
+    }
+}
+
+fn to_bool(cell: &Cell) -> Option<bool> {
+    match cell {
+        Cell::Bool(v) => Some(*v),
+        Cell::Int(0) => Some(false),
+        Cell::Int(1) => Some(true),
+        Cell::Text(t) => match t.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "t" | "yes" | "y" => Some(true),
+            "0" | "false" | "f" | "no" | "n" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn to_text(cell: &Cell) -> Option<String> {
+    match cell {
+        Cell::Text(t) => Some(t.to_string()),
+        Cell::Int(v) => Some(v.to_string()),
+        Cell::Float(v) => Some(v.to_string()),
+        Cell::Bool(v) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+fn to_number(cell: &Cell) -> Option<f64> {
+    match cell {
+        Cell::Int(v) => Some(*v as f64),
+        Cell::Float(v) => Some(*v),
+        Cell::Bool(v) => Some(f64::from(u8::from(*v))),
+        Cell::Text(t) => t.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(ty: ColumnType, nullable: bool) -> ColumnSpec {
+        ColumnSpec {
+            name: "c",
+            ty,
+            required: true,
+            nullable,
+        }
+    }
+
+    #[test]
+    fn integers_read_as_epoch_seconds_for_timestamps() {
+        assert_eq!(
+            to_micros(&Cell::Int(1_700_000_000)),
+            Some(1_700_000_000_000_000)
+        );
+    }
+
+    #[test]
+    fn booleans_accept_zero_and_one_but_not_two() {
+        assert_eq!(to_bool(&Cell::Int(1)), Some(true));
+        assert_eq!(to_bool(&Cell::Int(0)), Some(false));
+        assert_eq!(to_bool(&Cell::Int(2)), None);
+    }
+
+    #[test]
+    fn a_null_in_a_required_column_is_an_error() {
+        let mut b = ColumnBuilder::new(spec(ColumnType::Id, false), 1);
+        assert_eq!(
+            b.push(Cell::Null),
+            Err("NULL is not allowed here".to_string())
+        );
+    }
+
+    #[test]
+    fn unreadable_text_names_the_value() {
+        let mut b = ColumnBuilder::new(spec(ColumnType::Timestamp, false), 1);
+        assert_eq!(
+            b.push(Cell::Text("yesterday".into())),
+            Err("cannot read 'yesterday' as a timestamp".to_string())
+        );
+    }
+}

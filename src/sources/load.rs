@@ -1,0 +1,120 @@
+//! Running `[sources]` queries and streaming their rows into Polars columns.
+
+use super::decode::{CellRow, ColumnBuilder};
+use super::{Snapshot, SourceKind, SourceQueries};
+use crate::db::Db;
+use anyhow::{Context, Result, anyhow, bail};
+use futures_util::TryStreamExt;
+use polars::prelude::{DataFrame, PolarsResult};
+use sqlx::{AssertSqlSafe, Column as _, Database, Executor, Pool, Row, SqlSafeStr, Statement};
+use std::collections::BTreeSet;
+
+/// Loads every requested source concurrently into one snapshot.
+pub async fn load_snapshot(
+    db: &Db,
+    queries: &SourceQueries,
+    wanted: &BTreeSet<SourceKind>,
+) -> Result<Snapshot> {
+    let loads = wanted.iter().map(|&kind| async move {
+        let sql = queries.get(&kind).ok_or_else(|| {
+            anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query")
+        })?;
+        let frame = load_source(db, kind, sql).await?;
+        Ok::<_, anyhow::Error>((kind, frame))
+    });
+    let frames = futures_util::future::try_join_all(loads).await?;
+    Ok(Snapshot {
+        frames: frames.into_iter().collect(),
+    })
+}
+
+/// Prepares a source query without running it and returns its column names.
+pub async fn prepare_columns(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec<String>> {
+    match db {
+        Db::Sqlite(pool) => prepared_names(pool, kind, sql).await,
+    }
+}
+
+async fn load_source(db: &Db, kind: SourceKind, sql: &str) -> Result<DataFrame> {
+    let started = std::time::Instant::now();
+    let frame = match db {
+        Db::Sqlite(pool) => load_with(pool, kind, sql).await?,
+    };
+    tracing::debug!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
+    Ok(frame)
+}
+
+async fn prepared_names<DB: Database>(
+    pool: &Pool<DB>,
+    kind: SourceKind,
+    sql: &str,
+) -> Result<Vec<String>>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    let statement = pool
+        .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
+        .await
+        .with_context(|| format!("source '{kind}': the query failed to prepare"))?;
+    Ok(statement
+        .columns()
+        .iter()
+        .map(|c| c.name().to_string())
+        .collect())
+}
+
+/// Maps each spec'd column to its index in the result, failing on a missing required column.
+fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usize, ColumnBuilder)>> {
+    let mut mapped = Vec::new();
+    for spec in kind.columns() {
+        match names.iter().position(|n| n.eq_ignore_ascii_case(spec.name)) {
+            Some(index) => mapped.push((index, ColumnBuilder::new(*spec, 0))),
+            None if spec.required => bail!(
+                "source '{kind}' has no column '{}' (the query returns: {}); alias it with AS {}",
+                spec.name,
+                if names.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    names.join(", ")
+                },
+                spec.name
+            ),
+            None => {}
+        }
+    }
+    Ok(mapped)
+}
+
+async fn load_with<DB: Database>(pool: &Pool<DB>, kind: SourceKind, sql: &str) -> Result<DataFrame>
+where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    DB::Row: CellRow,
+{
+    let names = prepared_names(pool, kind, sql).await?;
+    let mut columns = map_columns(kind, &names)?;
+    let mut rows = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch(pool);
+    let mut height = 0usize;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .with_context(|| format!("source '{kind}': the query failed"))?
+    {
+        height += 1;
+        for (index, builder) in columns.iter_mut() {
+            let pushed = row.cell(*index).and_then(|cell| builder.push(cell));
+            if let Err(problem) = pushed {
+                bail!(
+                    "source '{kind}', column '{}', row {height}: {problem}",
+                    builder.spec.name
+                );
+            }
+        }
+        debug_assert!(row.len() >= columns.len());
+    }
+    let columns = columns
+        .into_iter()
+        .map(|(_, b)| b.finish())
+        .collect::<PolarsResult<Vec<_>>>()
+        .with_context(|| format!("source '{kind}': building its frame"))?;
+    DataFrame::new(height, columns).with_context(|| format!("source '{kind}': building its frame"))
+}

@@ -1,0 +1,213 @@
+//! Snapshots of the host platform: which sources exist, which columns each must return, and
+//! loading a source query's result into a Polars frame.
+//!
+//! Owns the contract between `[sources]` queries and the evaluator: columns are matched by
+//! name (case-insensitively), values are converted to one type per column (see [`decode`]),
+//! and a value that cannot be read fails with the source, the column, the row and the value.
+//! Timestamps become `Datetime(µs, UTC)`; ids become `Int64`.
+
+pub mod decode;
+mod load;
+
+pub use load::{load_snapshot, prepare_columns};
+
+use polars::prelude::*;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One kind of snapshot the host can provide through a `[sources]` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SourceKind {
+    Users,
+    Posts,
+    Connections,
+    Logins,
+    Trainings,
+    Roles,
+    Settings,
+    Metrics,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 8] = [
+        SourceKind::Users,
+        SourceKind::Posts,
+        SourceKind::Connections,
+        SourceKind::Logins,
+        SourceKind::Trainings,
+        SourceKind::Roles,
+        SourceKind::Settings,
+        SourceKind::Metrics,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Users => "users",
+            SourceKind::Posts => "posts",
+            SourceKind::Connections => "connections",
+            SourceKind::Logins => "logins",
+            SourceKind::Trainings => "trainings",
+            SourceKind::Roles => "roles",
+            SourceKind::Settings => "settings",
+            SourceKind::Metrics => "metrics",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The columns this source's query must (or may) return, in the order frames hold them.
+    pub fn columns(self) -> &'static [ColumnSpec] {
+        match self {
+            SourceKind::Users => USERS,
+            SourceKind::Posts => POSTS,
+            SourceKind::Connections | SourceKind::Logins => EVENTS,
+            SourceKind::Trainings => TRAININGS,
+            SourceKind::Roles => ROLES,
+            SourceKind::Settings => SETTINGS,
+            SourceKind::Metrics => METRICS,
+        }
+    }
+}
+
+const fn req(name: &'static str, ty: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        ty,
+        required: true,
+        nullable: false,
+    }
+}
+const fn opt(name: &'static str, ty: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        ty,
+        required: false,
+        nullable: true,
+    }
+}
+const fn nullable(name: &'static str, ty: ColumnType) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        ty,
+        required: true,
+        nullable: true,
+    }
+}
+
+const USERS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("created_at", ColumnType::Timestamp),
+    nullable("blocked", ColumnType::Bool),
+    opt("avatar_changed", ColumnType::Bool),
+];
+const POSTS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("created_at", ColumnType::Timestamp),
+    opt("kind", ColumnType::Text),
+    opt("thread_id", ColumnType::Text),
+];
+const EVENTS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("created_at", ColumnType::Timestamp),
+];
+const TRAININGS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("training_id", ColumnType::Text),
+    nullable("enrolled_at", ColumnType::Timestamp),
+    nullable("progress", ColumnType::Number),
+    nullable("passed", ColumnType::Bool),
+];
+const ROLES: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("role", ColumnType::Text),
+];
+const SETTINGS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("key", ColumnType::Text),
+    nullable("value", ColumnType::Text),
+];
+const METRICS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("name", ColumnType::Text),
+    nullable("value", ColumnType::Number),
+];
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What a source column is read as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// A member id: any integer (or integral text).
+    Id,
+    /// An instant: a native timestamp, ISO-8601 text, or integer epoch seconds.
+    Timestamp,
+    /// A boolean, or 0/1.
+    Bool,
+    /// Text; integers are read as their decimal text (so training ids may be numbers).
+    Text,
+    /// A number (integer, decimal or float).
+    Number,
+}
+
+impl ColumnType {
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnType::Id => "an integer id",
+            ColumnType::Timestamp => "a timestamp",
+            ColumnType::Bool => "a boolean (true/false or 0/1)",
+            ColumnType::Text => "text",
+            ColumnType::Number => "a number",
+        }
+    }
+
+    /// The Polars type a column of this kind becomes.
+    pub fn dtype(self) -> DataType {
+        match self {
+            ColumnType::Id => DataType::Int64,
+            ColumnType::Timestamp => {
+                DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
+            }
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Text => DataType::String,
+            ColumnType::Number => DataType::Float64,
+        }
+    }
+}
+
+/// One column a source query returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnSpec {
+    pub name: &'static str,
+    pub ty: ColumnType,
+    /// The query must return it.
+    pub required: bool,
+    /// NULL is allowed (and means "unknown": false, zero, or no value).
+    pub nullable: bool,
+}
+
+/// The `[sources]` queries of a config, by kind.
+pub type SourceQueries = BTreeMap<SourceKind, String>;
+
+/// The frames of one evaluation: one per configured source that some badge needs.
+/// Frames hold only the columns the query returned among [`SourceKind::columns`].
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub frames: BTreeMap<SourceKind, DataFrame>,
+}
+
+impl Snapshot {
+    pub fn frame(&self, kind: SourceKind) -> Option<&DataFrame> {
+        self.frames.get(&kind)
+    }
+
+    /// Whether the source was loaded and returned this (optional) column.
+    pub fn has_column(&self, kind: SourceKind, column: &str) -> bool {
+        self.frame(kind).is_some_and(|df| df.column(column).is_ok())
+    }
+}
