@@ -49,10 +49,7 @@ impl Db {
                 Ok(Db::Sqlite(pool))
             }
             "postgres" | "postgresql" | "mysql" | "mariadb" => {
-                bail!(
-                    "database '{}': {scheme} is not supported yet; use a sqlite:// URL",
-                    redact(url)
-                )
+                bail!("database '{}': {scheme} is not supported yet; use a sqlite:// URL", redact(url))
             }
             _ => bail!(
                 "database URL '{}' must start with sqlite://, postgres://, postgresql:// or mysql://",
@@ -88,10 +85,7 @@ mod tests {
 
     #[test]
     fn passwords_never_appear_in_redacted_urls() {
-        assert_eq!(
-            redact("postgres://app:s3cret@db:5432/x"),
-            "postgres://app:***@db:5432/x"
-        );
+        assert_eq!(redact("postgres://app:s3cret@db:5432/x"), "postgres://app:***@db:5432/x");
         assert_eq!(redact("sqlite://demo.db"), "sqlite://demo.db");
     }
 }

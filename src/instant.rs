@@ -7,10 +7,7 @@
 //! calendar spans (`3 months`). Everything is in microseconds since the Unix epoch, UTC,
 //! which is how the evaluator stores instants in its frames.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone,
-    Timelike, Utc,
-};
+use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -105,39 +102,28 @@ pub fn parse_as_of(text: &str, tz: &Tz) -> Result<DateTime<Utc>, String> {
 /// allows a space for `T`, seconds-less and zone-less times, and `+hhmm`/`+hh` offsets;
 /// literals allow the documented forms and, as a convenience, a space for `T`.
 pub fn parse_iso(text: &str, lenient: bool) -> Result<IsoStamp, String> {
-    let mut cur = Cursor {
-        bytes: text.as_bytes(),
-        pos: 0,
-    };
+    let mut cur = Cursor { bytes: text.as_bytes(), pos: 0 };
     let expected = "expected an ISO 8601 date such as 2026-11-01, 2026-11 or 2026-11-01T09:30:00Z";
     let year = cur.digits(4).ok_or(expected)? as i32;
     let (month, day) = if cur.eat(b'-') {
         let month = cur.digits(2).ok_or(expected)?;
-        let day = if cur.eat(b'-') {
-            cur.digits(2).ok_or(expected)?
-        } else {
-            1
-        };
+        let day = if cur.eat(b'-') { cur.digits(2).ok_or(expected)? } else { 1 };
         (month, day)
     } else {
         (1, 1)
     };
-    let date = NaiveDate::from_ymd_opt(year, month, day)
-        .ok_or_else(|| format!("'{text}' is not a calendar date"))?;
+    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or_else(|| format!("'{text}' is not a calendar date"))?;
     let mut time = NaiveTime::MIN;
     let mut offset_seconds = None;
     if cur.eat(b'T') || cur.eat(b't') || (cur.peek() == Some(b' ') && cur.eat(b' ')) {
-        time = parse_time(&mut cur)
-            .ok_or_else(|| format!("'{text}': expected a time hh:mm[:ss[.s]] after the date"))?;
+        time =
+            parse_time(&mut cur).ok_or_else(|| format!("'{text}': expected a time hh:mm[:ss[.s]] after the date"))?;
         offset_seconds = parse_zone(&mut cur, lenient).map_err(|e| format!("'{text}': {e}"))?;
     }
     if !cur.at_end() {
         return Err(format!("'{text}': {expected}"));
     }
-    Ok(IsoStamp {
-        wall: date.and_time(time),
-        offset_seconds,
-    })
+    Ok(IsoStamp { wall: date.and_time(time), offset_seconds })
 }
 
 fn parse_time(cur: &mut Cursor) -> Option<NaiveTime> {
@@ -148,11 +134,7 @@ fn parse_time(cur: &mut Cursor) -> Option<NaiveTime> {
     let minute = cur.digits(2)?;
     let (second, micros) = if cur.eat(b':') {
         let second = cur.digits(2)?;
-        let micros = if cur.eat(b'.') || cur.eat(b',') {
-            cur.fraction_micros()?
-        } else {
-            0
-        };
+        let micros = if cur.eat(b'.') || cur.eat(b',') { cur.fraction_micros()? } else { 0 };
         (second, micros)
     } else {
         (0, 0)
@@ -277,9 +259,7 @@ pub struct CalendarSpan {
 impl CalendarSpan {
     /// Parses `N unit`, the unit singular or plural, any case: `1 year`, `30 days`.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("'{text}' is not a span: expected 'N days', 'N weeks', 'N months' or 'N years'")
-        };
+        let bad = || format!("'{text}' is not a span: expected 'N days', 'N weeks', 'N months' or 'N years'");
         let mut parts = text.split_whitespace();
         let (Some(count), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
@@ -369,56 +349,27 @@ mod tests {
     use super::*;
 
     fn micros(s: &str) -> i64 {
-        DateTime::parse_from_rfc3339(s)
-            .map(|t| t.timestamp_micros())
-            .unwrap_or(i64::MIN)
+        DateTime::parse_from_rfc3339(s).map(|t| t.timestamp_micros()).unwrap_or(i64::MIN)
     }
 
     #[test]
     fn source_text_without_offset_is_utc() {
-        assert_eq!(
-            parse_source_timestamp("2026-06-15 12:00:00"),
-            Some(micros("2026-06-15T12:00:00Z"))
-        );
-        assert_eq!(
-            parse_source_timestamp("2026-06-15T12:00:00"),
-            Some(micros("2026-06-15T12:00:00Z"))
-        );
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00"), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15T12:00:00"), Some(micros("2026-06-15T12:00:00Z")));
     }
 
     #[test]
     fn source_text_keeps_fraction_and_offset() {
-        assert_eq!(
-            parse_source_timestamp("2026-06-15 12:00:00.250+02:00"),
-            Some(micros("2026-06-15T10:00:00.25Z"))
-        );
-        assert_eq!(
-            parse_source_timestamp("2026-06-15T12:00:00Z"),
-            Some(micros("2026-06-15T12:00:00Z"))
-        );
-        assert_eq!(
-            parse_source_timestamp("2026-06-15 12:00:00+0530"),
-            Some(micros("2026-06-15T06:30:00Z"))
-        );
-        assert_eq!(
-            parse_source_timestamp("2026-06-15 12:00:00 UTC"),
-            Some(micros("2026-06-15T12:00:00Z"))
-        );
-        assert_eq!(
-            parse_source_timestamp("2026-06-15"),
-            Some(micros("2026-06-15T00:00:00Z"))
-        );
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00.250+02:00"), Some(micros("2026-06-15T10:00:00.25Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15T12:00:00Z"), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00+0530"), Some(micros("2026-06-15T06:30:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00 UTC"), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15"), Some(micros("2026-06-15T00:00:00Z")));
     }
 
     #[test]
     fn source_text_that_is_not_a_timestamp_is_rejected() {
-        for bad in [
-            "yesterday",
-            "2026-13-01",
-            "2026-06-15 25:00",
-            "15/06/2026",
-            "",
-        ] {
+        for bad in ["yesterday", "2026-13-01", "2026-06-15 25:00", "15/06/2026", ""] {
             assert_eq!(parse_source_timestamp(bad), None, "{bad}");
         }
     }
@@ -436,21 +387,14 @@ mod tests {
             ("1997-07-16T19:20:30Z", "1997-07-16T19:20:30Z"),
         ];
         for (text, want) in cases {
-            assert_eq!(
-                parse_date_literal(text, &tz).map(to_micros),
-                Ok(micros(want)),
-                "{text}"
-            );
+            assert_eq!(parse_date_literal(text, &tz).map(to_micros), Ok(micros(want)), "{text}");
         }
     }
 
     #[test]
     fn literal_without_zone_is_read_in_the_evaluation_timezone() {
         let tz: Tz = chrono_tz::America::New_York;
-        assert_eq!(
-            parse_date_literal("2026-11-01", &tz).map(to_micros),
-            Ok(micros("2026-11-01T04:00:00Z"))
-        );
+        assert_eq!(parse_date_literal("2026-11-01", &tz).map(to_micros), Ok(micros("2026-11-01T04:00:00Z")));
     }
 
     #[test]
@@ -459,35 +403,17 @@ mod tests {
         let tz: Tz = chrono_tz::America::Santiago;
         let wall = NaiveDate::from_ymd_opt(2026, 9, 6).and_then(|d| d.and_hms_opt(0, 0, 0));
         let got = wall.map(|w| local_to_utc(w, &tz).with_timezone(&tz).naive_local());
-        assert_eq!(
-            got,
-            NaiveDate::from_ymd_opt(2026, 9, 6).and_then(|d| d.and_hms_opt(1, 0, 0))
-        );
+        assert_eq!(got, NaiveDate::from_ymd_opt(2026, 9, 6).and_then(|d| d.and_hms_opt(1, 0, 0)));
     }
 
     #[test]
     fn spans_parse_in_singular_and_plural_and_add_on_the_calendar() {
-        assert_eq!(
-            CalendarSpan::parse("1 years"),
-            Ok(CalendarSpan {
-                count: 1,
-                unit: CalendarUnit::Years
-            })
-        );
-        assert_eq!(
-            CalendarSpan::parse("3 Month"),
-            Ok(CalendarSpan {
-                count: 3,
-                unit: CalendarUnit::Months
-            })
-        );
+        assert_eq!(CalendarSpan::parse("1 years"), Ok(CalendarSpan { count: 1, unit: CalendarUnit::Years }));
+        assert_eq!(CalendarSpan::parse("3 Month"), Ok(CalendarSpan { count: 3, unit: CalendarUnit::Months }));
         assert!(CalendarSpan::parse("3").is_err());
         assert!(CalendarSpan::parse("three days").is_err());
         let jan31 = NaiveDate::from_ymd_opt(2026, 1, 31).and_then(|d| d.and_hms_opt(10, 0, 0));
-        let span = CalendarSpan {
-            count: 1,
-            unit: CalendarUnit::Months,
-        };
+        let span = CalendarSpan { count: 1, unit: CalendarUnit::Months };
         assert_eq!(
             jan31.and_then(|w| span.add_to(w)),
             NaiveDate::from_ymd_opt(2026, 2, 28).and_then(|d| d.and_hms_opt(10, 0, 0))

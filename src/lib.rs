@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod evaluate;
+pub mod formula;
 pub mod instant;
 pub mod rules;
 pub mod sources;

@@ -66,9 +66,7 @@ impl Rule {
             Rule::SocialConnections { .. } => vec![SourceKind::Connections],
             Rule::AccountAge { .. } => vec![],
             Rule::PostsSent { .. } => vec![SourceKind::Posts],
-            Rule::TrainingCompleted { .. }
-            | Rule::TrainingPassed { .. }
-            | Rule::TrainingEnrolled { .. } => {
+            Rule::TrainingCompleted { .. } | Rule::TrainingPassed { .. } | Rule::TrainingEnrolled { .. } => {
                 vec![SourceKind::Trainings]
             }
         }
@@ -90,9 +88,7 @@ impl Rule {
                 let eligible_from = features.eligible_from(*min);
                 Check {
                     label: format!("account age >= {min}, not blocked"),
-                    pass: col("blocked")
-                        .not()
-                        .and(eligible_from.clone().lt_eq(features.as_of_local())),
+                    pass: col("blocked").not().and(eligible_from.clone().lt_eq(features.as_of_local())),
                     shown: vec![
                         Shown::local_time("eligible from", eligible_from),
                         Shown::flag("blocked", col("blocked")),
@@ -107,15 +103,9 @@ impl Rule {
                     shown: vec![Shown::count("has", count)],
                 }
             }
-            Rule::TrainingCompleted { training } => {
-                training_check(features, TrainingState::Completed, training, since)
-            }
-            Rule::TrainingPassed { training } => {
-                training_check(features, TrainingState::Passed, training, since)
-            }
-            Rule::TrainingEnrolled { training } => {
-                training_check(features, TrainingState::Enrolled, training, since)
-            }
+            Rule::TrainingCompleted { training } => training_check(features, TrainingState::Completed, training, since),
+            Rule::TrainingPassed { training } => training_check(features, TrainingState::Passed, training, since),
+            Rule::TrainingEnrolled { training } => training_check(features, TrainingState::Enrolled, training, since),
         }
     }
 }
@@ -127,11 +117,7 @@ fn training_check(
     since: Option<i64>,
 ) -> Check {
     let id = training.as_text();
-    let count = features.column(Feature::Trainings {
-        state,
-        training: Some(id.clone()),
-        since,
-    });
+    let count = features.column(Feature::Trainings { state, training: Some(id.clone()), since });
     Check {
         label: format!("{state} training '{id}'"),
         pass: count.clone().gt_eq(lit(1i64)),

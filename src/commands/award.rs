@@ -21,12 +21,7 @@ pub struct Opts {
     #[arg(long, value_name = "ID")]
     pub badge: String,
     /// Member ids, comma-separated.
-    #[arg(
-        long,
-        value_name = "IDS",
-        required_unless_present = "file",
-        value_delimiter = ','
-    )]
+    #[arg(long, value_name = "IDS", required_unless_present = "file", value_delimiter = ',')]
     pub users: Vec<String>,
     /// A file of member ids: one per line, or the first column of a CSV.
     #[arg(long, value_name = "FILE", conflicts_with = "users")]
@@ -73,74 +68,46 @@ pub async fn award(
     badge_id: &str,
     ids: &[i64],
 ) -> Result<AwardReport> {
-    let badge = plan
-        .badge(badge_id)
-        .ok_or_else(|| anyhow!("--badge {badge_id}: no badge with that id in the config"))?;
+    let badge =
+        plan.badge(badge_id).ok_or_else(|| anyhow!("--badge {badge_id}: no badge with that id in the config"))?;
     if badge.status == BadgeStatus::Disabled {
         bail!("badge '{badge_id}' is disabled: it cannot be earned by new members");
     }
     store::migrate(store).await?;
     let stored = store.badges().await?;
-    if let Some(refusal) = stored
-        .iter()
-        .find(|s| s.badge_id == badge.id)
-        .and_then(|s| store::rule_change_refusal(badge, s))
+    if let Some(refusal) =
+        stored.iter().find(|s| s.badge_id == badge.id).and_then(|s| store::rule_change_refusal(badge, s))
     {
         bail!("{refusal}");
     }
     store.record_badge(badge, Utc::now()).await?;
     let members = member_ids(plan, db).await?;
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
-    let (known, unknown): (Vec<i64>, Vec<i64>) =
-        wanted.into_iter().partition(|id| members.contains(id));
-    let held: HashSet<i64> = store
-        .awards(std::slice::from_ref(&badge.id))
-        .await?
-        .into_iter()
-        .map(|a| a.user_id)
-        .collect();
-    let (already_held, awarded): (Vec<i64>, Vec<i64>) =
-        known.into_iter().partition(|id| held.contains(id));
+    let (known, unknown): (Vec<i64>, Vec<i64>) = wanted.into_iter().partition(|id| members.contains(id));
+    let held: HashSet<i64> =
+        store.awards(std::slice::from_ref(&badge.id)).await?.into_iter().map(|a| a.user_id).collect();
+    let (already_held, awarded): (Vec<i64>, Vec<i64>) = known.into_iter().partition(|id| held.contains(id));
     let frame = awards_frame(vec![badge.id.clone(); awarded.len()], awarded.clone())?;
     // Conflicts (a concurrent award of the same pair) are no-ops: the pair is held either way.
-    store
-        .insert_awards(&frame, Utc::now(), AwardSource::Manual, None)
-        .await?;
-    Ok(AwardReport {
-        awarded,
-        already_held,
-        unknown,
-    })
+    store.insert_awards(&frame, Utc::now(), AwardSource::Manual, None).await?;
+    Ok(AwardReport { awarded, already_held, unknown })
 }
 
 async fn member_ids(plan: &crate::config::plan::Plan, db: &crate::db::Db) -> Result<HashSet<i64>> {
-    let snapshot =
-        sources::load_snapshot(db, &plan.sources, &BTreeSet::from([SourceKind::Users])).await?;
-    let users = snapshot
-        .frame(SourceKind::Users)
-        .ok_or_else(|| anyhow!("the users source was not loaded"))?;
+    let snapshot = sources::load_snapshot(db, &plan.sources, &BTreeSet::from([SourceKind::Users])).await?;
+    let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
     let ids = users.column("user_id").and_then(|c| c.i64().cloned())?;
     Ok(ids.iter().flatten().collect())
 }
 
 fn read_id_file(path: &Path) -> Result<Vec<i64>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut cells: Vec<&str> = text
         .lines()
-        .map(|line| {
-            line.split(',')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .trim_matches('"')
-        })
+        .map(|line| line.split(',').next().unwrap_or("").trim().trim_matches('"'))
         .filter(|cell| !cell.is_empty())
         .collect();
-    if cells
-        .first()
-        .is_some_and(|first| first.parse::<i64>().is_err())
-    {
+    if cells.first().is_some_and(|first| first.parse::<i64>().is_err()) {
         cells.remove(0); // a header line
     }
     parse_ids(cells.into_iter(), &path.display().to_string())
@@ -151,9 +118,7 @@ fn parse_ids<'a>(cells: impl Iterator<Item = &'a str>, origin: &str) -> Result<V
         .enumerate()
         .filter(|(_, cell)| !cell.trim().is_empty())
         .map(|(i, cell)| {
-            cell.trim()
-                .parse::<i64>()
-                .map_err(|_| anyhow!("{origin}: '{cell}' (item {}) is not a member id", i + 1))
+            cell.trim().parse::<i64>().map_err(|_| anyhow!("{origin}: '{cell}' (item {}) is not a member id", i + 1))
         })
         .collect()
 }

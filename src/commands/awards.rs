@@ -52,12 +52,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
             let mut writer = csv::Writer::from_writer(&mut out);
             writer.write_record(["badge_id", "user_id", "awarded_at", "source"])?;
             for a in &awards {
-                writer.write_record([
-                    a.badge_id.as_str(),
-                    &a.user_id.to_string(),
-                    &a.awarded_at,
-                    &a.source,
-                ])?;
+                writer.write_record([a.badge_id.as_str(), &a.user_id.to_string(), &a.awarded_at, &a.source])?;
             }
             writer.flush()?;
         }

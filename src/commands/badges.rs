@@ -23,10 +23,7 @@ pub async fn run(config: Option<&Path>, _opts: Opts) -> Result<Outcome> {
 
 /// Prints the dashboard for the plan's badges, with what the store knows of them.
 pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge>) {
-    let mut stored: BTreeMap<String, StoredBadge> = stored
-        .into_iter()
-        .map(|b| (b.badge_id.clone(), b))
-        .collect();
+    let mut stored: BTreeMap<String, StoredBadge> = stored.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
     let mut rows: Vec<Vec<String>> = plan
         .badges
         .iter()
@@ -37,9 +34,7 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
                 badge.name.clone(),
                 badge.criterion.type_name().to_string(),
                 badge.status.as_str().to_string(),
-                known
-                    .as_ref()
-                    .map_or_else(|| "never run".to_string(), |b| b.updated_at.clone()),
+                known.as_ref().map_or_else(|| "never run".to_string(), |b| b.updated_at.clone()),
                 known.map_or(0, |b| b.recipients).to_string(),
             ]
         })
@@ -54,15 +49,5 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
             b.recipients.to_string(),
         ]
     }));
-    print_table(
-        &[
-            "id",
-            "name",
-            "rule type",
-            "status",
-            "last update",
-            "recipients",
-        ],
-        rows,
-    );
+    print_table(&["id", "name", "rule type", "status", "last update", "recipients"], rows);
 }

@@ -36,11 +36,7 @@ pub async fn problems(path: &Path) -> Result<Vec<String>> {
         Err(error) => return Ok(vec![format!("{error:#}")]),
     };
     let url = raw.database.url.clone();
-    let queries: Vec<(String, String)> = raw
-        .sources
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let queries: Vec<(String, String)> = raw.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut problems = match plan::compile(raw) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.0,

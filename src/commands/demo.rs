@@ -28,23 +28,15 @@ pub struct Opts {
 }
 
 pub async fn run(opts: Opts) -> Result<Outcome> {
-    std::fs::create_dir_all(&opts.dir)
-        .with_context(|| format!("cannot create {}", opts.dir.display()))?;
+    std::fs::create_dir_all(&opts.dir).with_context(|| format!("cannot create {}", opts.dir.display()))?;
     let db_path = opts.dir.join(DEMO_DB);
     let config_path = opts.dir.join(DEMO_CONFIG_FILE);
     build_database(&db_path, opts.users).await?;
     let text = demo_config(&db_path);
-    std::fs::write(&config_path, &text)
-        .with_context(|| format!("cannot write {}", config_path.display()))?;
-    println!(
-        "wrote {} ({} members) and {}",
-        db_path.display(),
-        opts.users,
-        config_path.display()
-    );
+    std::fs::write(&config_path, &text).with_context(|| format!("cannot write {}", config_path.display()))?;
+    println!("wrote {} ({} members) and {}", db_path.display(), opts.users, config_path.display());
 
-    let plan =
-        plan::compile(config::parse(&text)?).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+    let plan = plan::compile(config::parse(&text)?).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let (db, store) = connect(&plan).await?;
     let report = run::execute(&plan, &db, &store, None, false, &[]).await;
     let stored = store.badges().await;
@@ -52,19 +44,13 @@ pub async fn run(opts: Opts) -> Result<Outcome> {
     run::print_report(&report?);
     println!();
     badges::print_dashboard(&plan, stored?);
-    println!(
-        "\nnext: accolade --config {} awards export | head",
-        config_path.display()
-    );
+    println!("\nnext: accolade --config {} awards export | head", config_path.display());
     Ok(Outcome::Success)
 }
 
 /// The demo config pointing at `db_path`.
 pub fn demo_config(db_path: &Path) -> String {
-    DEMO_CONFIG.replace(
-        "sqlite://accolade-demo.db",
-        &format!("sqlite://{}", db_path.display()),
-    )
+    DEMO_CONFIG.replace("sqlite://accolade-demo.db", &format!("sqlite://{}", db_path.display()))
 }
 
 /// Creates the demo host database from scratch with `members` members.
@@ -72,8 +58,7 @@ pub async fn build_database(db_path: &Path, members: u32) -> Result<()> {
     for suffix in ["", "-wal", "-shm"] {
         let file = PathBuf::from(format!("{}{suffix}", db_path.display()));
         if file.exists() {
-            std::fs::remove_file(&file)
-                .with_context(|| format!("cannot remove {}", file.display()))?;
+            std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
         }
     }
     let db = Db::connect_creating(&format!("sqlite://{}", db_path.display())).await?;

@@ -9,6 +9,7 @@ pub mod awards;
 pub mod badges;
 pub mod check;
 pub mod demo;
+pub mod explain;
 pub mod migrate;
 pub mod run;
 
@@ -43,6 +44,8 @@ pub enum Command {
     Awards(awards::Opts),
     /// Award a badge by hand to listed members.
     Award(award::Opts),
+    /// Explain, clause by clause, why a member has or hasn't each badge.
+    Explain(explain::Opts),
     /// Create the evaluator's tables in the awards database.
     Migrate(migrate::Opts),
     /// Build a demo community in SQLite, write its config, and run one pass.
@@ -58,6 +61,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Badges(opts) => badges::run(config, opts).await,
         Command::Awards(opts) => awards::run(config, opts).await,
         Command::Award(opts) => award::run(config, opts).await,
+        Command::Explain(opts) => explain::run(config, opts).await,
         Command::Migrate(opts) => migrate::run(config, opts).await,
         Command::Demo(opts) => demo::run(opts).await,
     };

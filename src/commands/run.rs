@@ -8,6 +8,7 @@ use super::{Outcome, connect, load_plan, print_table};
 use crate::config::plan::{Badge, BadgeStatus, Criterion, Plan};
 use crate::db::Db;
 use crate::evaluate::{Context, Evaluation};
+use crate::formula;
 use crate::instant;
 use crate::sources::{self, SourceKind};
 use crate::store::{self, AwardSource, BadgeOutcome, Store};
@@ -33,7 +34,8 @@ pub struct Opts {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BadgeReport {
     pub badge_id: String,
-    /// `evaluated`, `disabled`, `manual`, `skipped` (not selected) or `refused`.
+    /// `evaluated`, `disabled`, `manual`, `skipped` (not selected), `refused` (its published
+    /// rule changed) or `failed` (a column its formula needs is missing).
     pub status: &'static str,
     /// New awards (inserted, or that would be inserted in a dry run).
     pub new_awards: u64,
@@ -50,25 +52,20 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Whether any badge was refused (its published rule changed) or failed.
     pub fn refused(&self) -> bool {
-        self.badges.iter().any(|b| b.status == "refused")
+        self.badges.iter().any(|b| matches!(b.status, "refused" | "failed"))
     }
 
     pub fn new_awards(&self, badge_id: &str) -> u64 {
-        self.badges
-            .iter()
-            .find(|b| b.badge_id == badge_id)
-            .map_or(0, |b| b.new_awards)
+        self.badges.iter().find(|b| b.badge_id == badge_id).map_or(0, |b| b.new_awards)
     }
 }
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
     let as_of = match &opts.as_of {
-        Some(text) => Some(
-            instant::parse_as_of(text, &plan.timezone)
-                .map_err(|e| anyhow::anyhow!("--as-of: {e}"))?,
-        ),
+        Some(text) => Some(instant::parse_as_of(text, &plan.timezone).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?),
         None => None,
     };
     let (db, store) = connect(&plan).await?;
@@ -76,11 +73,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     db.close().await;
     let report = report?;
     print_report(&report);
-    Ok(if report.refused() {
-        Outcome::Failed
-    } else {
-        Outcome::Success
-    })
+    Ok(if report.refused() { Outcome::Failed } else { Outcome::Success })
 }
 
 /// One evaluation pass against `db` (host) and `store` (awards).
@@ -115,47 +108,34 @@ pub async fn execute(
             report.status = "skipped";
         }
     }
-    let run_id = if dry_run {
-        None
-    } else {
-        Some(store.begin_run(started, as_of).await?)
-    };
+    let run_id = if dry_run { None } else { Some(store.begin_run(started, as_of).await?) };
     let outcome = evaluate_and_store(plan, db, store, &evaluated, as_of, run_id).await;
     match outcome {
-        Ok(counts) => {
-            for (badge_id, count) in counts {
+        Ok(evaluated) => {
+            for (badge_id, count) in evaluated.counts {
                 if let Some(report) = reports.get_mut(&badge_id) {
                     report.new_awards = count;
                 }
             }
-            let badges: Vec<BadgeReport> = plan
-                .badges
-                .iter()
-                .filter_map(|b| reports.remove(&b.id))
-                .collect();
-            if let Some(run_id) = run_id {
-                let result = if badges.iter().any(|b| b.status == "refused") {
-                    "partial"
-                } else {
-                    "success"
-                };
-                store
-                    .finish_run(run_id, result, &outcomes(&badges), None)
-                    .await?;
+            for (badge_id, message) in evaluated.failed {
+                tracing::error!(badge = %badge_id, "{message}");
+                if let Some(report) = reports.get_mut(&badge_id) {
+                    report.status = "failed";
+                    report.message = Some(message);
+                }
             }
-            Ok(RunReport {
-                run_id,
-                as_of,
-                dry_run,
-                badges,
-            })
+            let badges: Vec<BadgeReport> = plan.badges.iter().filter_map(|b| reports.remove(&b.id)).collect();
+            if let Some(run_id) = run_id {
+                let result =
+                    if badges.iter().any(|b| matches!(b.status, "refused" | "failed")) { "partial" } else { "success" };
+                store.finish_run(run_id, result, &outcomes(&badges), None).await?;
+            }
+            Ok(RunReport { run_id, as_of, dry_run, badges })
         }
         Err(error) => {
             if let Some(run_id) = run_id {
                 let message = format!("{error:#}");
-                store
-                    .finish_run(run_id, "failed", &[], Some(&message))
-                    .await?;
+                store.finish_run(run_id, "failed", &[], Some(&message)).await?;
             }
             Err(error)
         }
@@ -169,12 +149,7 @@ async fn record_badges(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<BTreeMap<String, BadgeReport>> {
-    let stored: BTreeMap<String, _> = store
-        .badges()
-        .await?
-        .into_iter()
-        .map(|b| (b.badge_id.clone(), b))
-        .collect();
+    let stored: BTreeMap<String, _> = store.badges().await?.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
     let mut reports = BTreeMap::new();
     for badge in &plan.badges {
         let refusal = match stored.get(&badge.id) {
@@ -193,19 +168,21 @@ async fn record_badges(
         if let Some(message) = &refusal {
             tracing::error!(badge = %badge.id, "{message}");
         }
-        let report = BadgeReport {
-            badge_id: badge.id.clone(),
-            status,
-            new_awards: 0,
-            message: refusal,
-        };
+        let report = BadgeReport { badge_id: badge.id.clone(), status, new_awards: 0, message: refusal };
         reports.insert(badge.id.clone(), report);
     }
     Ok(reports)
 }
 
-/// Loads what the badges need, evaluates them, and inserts new awards; returns new awards
-/// per badge (to be inserted, in a dry run).
+/// What evaluating and storing produced: new awards per badge, and badges that failed.
+#[derive(Debug, Default)]
+struct Evaluated {
+    counts: Vec<(String, u64)>,
+    failed: Vec<(String, String)>,
+}
+
+/// Loads what the badges need, evaluates them, and inserts new awards (only counts them,
+/// in a dry run).
 async fn evaluate_and_store(
     plan: &Plan,
     db: &Db,
@@ -213,33 +190,47 @@ async fn evaluate_and_store(
     badges: &[&Badge],
     as_of: DateTime<Utc>,
     run_id: Option<i64>,
-) -> Result<Vec<(String, u64)>> {
+) -> Result<Evaluated> {
     if badges.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Evaluated::default());
     }
     let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
     let snapshot = sources::load_snapshot(db, &plan.sources, &wanted).await?;
-    let ctx = Context {
-        as_of,
-        timezone: plan.timezone,
-    };
-    let evaluation = Evaluation::prepare(ctx, badges.iter().copied(), &snapshot)?;
-    let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
+    let (ready, failed) = split_by_columns(badges, &snapshot);
+    let ctx = Context { as_of, timezone: plan.timezone };
+    let evaluation = Evaluation::prepare(ctx, ready.iter().copied(), &snapshot)?;
+    let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
     let existing = store.existing_awards(&ids).await?;
     let new = evaluation.new_awards(existing)?;
-    tracing::info!(
-        new_awards = new.height(),
-        "evaluated {} badges",
-        badges.len()
-    );
-    match run_id {
-        Some(run_id) => {
-            store
-                .insert_awards(&new, as_of, AwardSource::Rule, Some(run_id))
-                .await
+    tracing::info!(new_awards = new.height(), "evaluated {} badges", ready.len());
+    let counts = match run_id {
+        Some(run_id) => store.insert_awards(&new, as_of, AwardSource::Rule, Some(run_id)).await?,
+        None => count_per_badge(&new)?,
+    };
+    Ok(Evaluated { counts, failed })
+}
+
+/// Separates badges whose formulas use an optional column the source did not return.
+fn split_by_columns<'a>(badges: &[&'a Badge], snapshot: &sources::Snapshot) -> (Vec<&'a Badge>, Vec<(String, String)>) {
+    let mut ready = Vec::new();
+    let mut failed = Vec::new();
+    for badge in badges {
+        let Criterion::Formula { tree, .. } = &badge.criterion else {
+            ready.push(*badge);
+            continue;
+        };
+        let missing: Vec<String> = formula::compile::optional_columns(tree)
+            .into_iter()
+            .filter(|(kind, column)| !snapshot.has_column(*kind, column))
+            .map(|(kind, column)| format!("source '{kind}' returns no '{column}' column"))
+            .collect();
+        if missing.is_empty() {
+            ready.push(*badge);
+        } else {
+            failed.push((badge.id.clone(), format!("the formula needs it: {}", missing.join("; "))));
         }
-        None => count_per_badge(&new),
     }
+    (ready, failed)
 }
 
 fn count_per_badge(awards: &polars::prelude::DataFrame) -> Result<Vec<(String, u64)>> {
@@ -271,16 +262,10 @@ pub fn print_report(report: &RunReport) {
     let what = if report.dry_run {
         "dry run (nothing written)".to_string()
     } else {
-        report
-            .run_id
-            .map_or_else(|| "run".to_string(), |id| format!("run {id}"))
+        report.run_id.map_or_else(|| "run".to_string(), |id| format!("run {id}"))
     };
     println!("{what} as of {}", instant::format_utc(report.as_of));
-    let header = if report.dry_run {
-        "would award"
-    } else {
-        "new awards"
-    };
+    let header = if report.dry_run { "would award" } else { "new awards" };
     let rows = report
         .badges
         .iter()

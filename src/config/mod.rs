@@ -55,8 +55,7 @@ pub fn locate(explicit: Option<&Path>) -> PathBuf {
 
 /// Reads and parses the config file, then applies environment overrides.
 pub fn load(path: &Path) -> Result<RawConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     let mut raw = parse(&text).with_context(|| format!("config file {}", path.display()))?;
     if let Ok(url) = std::env::var("ACCOLADE_DATABASE_URL")
         && !url.is_empty()

@@ -7,6 +7,7 @@
 //! re-validates a [`Plan`].
 
 use super::RawConfig;
+use crate::formula::{self, Formula};
 use crate::instant;
 use crate::rules::Rule;
 use crate::sources::{SourceKind, SourceQueries};
@@ -49,8 +50,10 @@ impl Badge {
     /// The sources evaluating this badge reads (always including `users`).
     pub fn sources(&self) -> BTreeSet<SourceKind> {
         let mut kinds = BTreeSet::from([SourceKind::Users]);
-        if let Criterion::Rule(rule) = &self.criterion {
-            kinds.extend(rule.sources());
+        match &self.criterion {
+            Criterion::Rule(rule) => kinds.extend(rule.sources()),
+            Criterion::Formula { tree, .. } => kinds.extend(formula::compile::sources(tree)),
+            Criterion::Manual => {}
         }
         kinds
     }
@@ -58,10 +61,8 @@ impl Badge {
     /// The criterion in a canonical text form: if this changes, who qualifies may change.
     /// Stored with the badge so that a published badge's rule cannot be edited silently.
     pub fn criterion_fingerprint(&self) -> String {
-        let since = self
-            .activity_since
-            .map(|t| format!(" activity_since={}", instant::format_utc(t)))
-            .unwrap_or_default();
+        let since =
+            self.activity_since.map(|t| format!(" activity_since={}", instant::format_utc(t))).unwrap_or_default();
         format!("{}{since}", self.criterion.canonical())
     }
 }
@@ -87,6 +88,11 @@ impl BadgeStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Criterion {
     Rule(Rule),
+    /// A formula as written, and its tree.
+    Formula {
+        text: String,
+        tree: Formula,
+    },
     /// Only awarded by hand (`accolade award`).
     Manual,
 }
@@ -96,15 +102,16 @@ impl Criterion {
     pub fn type_name(&self) -> &'static str {
         match self {
             Criterion::Rule(rule) => rule.type_name(),
+            Criterion::Formula { .. } => "formula",
             Criterion::Manual => "manual",
         }
     }
 
     fn canonical(&self) -> String {
         match self {
-            Criterion::Rule(rule) => {
-                serde_json::to_string(rule).unwrap_or_else(|_| format!("{rule:?}"))
-            }
+            Criterion::Rule(rule) => serde_json::to_string(rule).unwrap_or_else(|_| format!("{rule:?}")),
+            // The canonical print: spacing, quotes and keyword case are not changes.
+            Criterion::Formula { tree, .. } => format!("formula: {tree}"),
             Criterion::Manual => "manual".to_string(),
         }
     }
@@ -113,6 +120,7 @@ impl Criterion {
     pub fn describe(&self) -> String {
         match self {
             Criterion::Rule(rule) => rule.to_string(),
+            Criterion::Formula { tree, .. } => tree.to_string(),
             Criterion::Manual => "awarded by hand".to_string(),
         }
     }
@@ -150,6 +158,7 @@ struct RawBadge {
     hidden_until_earned: bool,
     activity_since: Option<String>,
     rule: Option<Rule>,
+    formula: Option<String>,
     #[serde(default)]
     manual: bool,
 }
@@ -160,7 +169,8 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
     let timezone = match raw.evaluation.timezone.as_deref() {
         None => Tz::UTC,
         Some(name) => name.parse::<Tz>().unwrap_or_else(|_| {
-            errors.push(format!("[evaluation] timezone '{name}' is not an IANA time zone name (e.g. America/New_York)"));
+            errors
+                .push(format!("[evaluation] timezone '{name}' is not an IANA time zone name (e.g. America/New_York)"));
             Tz::UTC
         }),
     };
@@ -175,9 +185,7 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
         match compile_badge(table, &timezone) {
             Ok(badge) => {
                 if !seen.insert(badge.id.clone()) {
-                    errors.push(format!(
-                        "{label}: the id is used by another badge; ids must be unique"
-                    ));
+                    errors.push(format!("{label}: the id is used by another badge; ids must be unique"));
                 }
                 for kind in badge.sources() {
                     if !sources.contains_key(&kind) {
@@ -193,12 +201,7 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
         }
     }
     if errors.is_empty() {
-        Ok(Plan {
-            database_url: raw.database.url,
-            timezone,
-            sources,
-            badges,
-        })
+        Ok(Plan { database_url: raw.database.url, timezone, sources, badges })
     } else {
         Err(ConfigErrors(errors))
     }
@@ -208,26 +211,18 @@ fn compile_sources(raw: &RawConfig, errors: &mut Vec<String>) -> SourceQueries {
     let mut sources = SourceQueries::new();
     for (name, query) in &raw.sources {
         match SourceKind::from_name(name) {
-            Some(kind) if query.trim().is_empty() => {
-                errors.push(format!("source '{kind}': the query is empty"))
-            }
+            Some(kind) if query.trim().is_empty() => errors.push(format!("source '{kind}': the query is empty")),
             Some(kind) => {
                 sources.insert(kind, query.trim().trim_end_matches(';').to_string());
             }
             None => {
                 let known: Vec<_> = SourceKind::ALL.iter().map(|k| k.name()).collect();
-                errors.push(format!(
-                    "[sources] '{name}' is not a source; known sources: {}",
-                    known.join(", ")
-                ));
+                errors.push(format!("[sources] '{name}' is not a source; known sources: {}", known.join(", ")));
             }
         }
     }
     if !sources.contains_key(&SourceKind::Users) {
-        errors.push(
-            "[sources] users is required: a query returning user_id, created_at, blocked"
-                .to_string(),
-        );
+        errors.push("[sources] users is required: a query returning user_id, created_at, blocked".to_string());
     }
     sources
 }
@@ -240,38 +235,29 @@ fn badge_label(table: &toml::Table, index: usize) -> String {
 }
 
 fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>> {
-    let raw: RawBadge = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| vec![e.message().trim_end().to_string()])?;
+    let raw: RawBadge =
+        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| vec![e.message().trim_end().to_string()])?;
     let mut problems = Vec::new();
-    if raw.id.is_empty()
-        || !raw
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-    {
-        problems.push(
-            "the id must be non-empty and use only letters, digits, '-', '_' and '.'".to_string(),
-        );
+    if raw.id.is_empty() || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        problems.push("the id must be non-empty and use only letters, digits, '-', '_' and '.'".to_string());
     }
     if raw.name.trim().is_empty() {
         problems.push("the name is empty".to_string());
     }
     let activity_since = raw.activity_since.as_deref().and_then(|text| {
-        instant::parse_date_literal(text, timezone)
-            .map_err(|e| problems.push(format!("activity_since: {e}")))
-            .ok()
+        instant::parse_date_literal(text, timezone).map_err(|e| problems.push(format!("activity_since: {e}"))).ok()
     });
-    let criterion = match (raw.rule, raw.manual) {
-        (Some(rule), false) => Some(Criterion::Rule(rule)),
-        (None, true) => Some(Criterion::Manual),
-        (Some(_), true) => {
-            problems.push("has both a rule and manual = true; keep one".to_string());
+    let criterion = match (raw.rule, raw.formula, raw.manual) {
+        (Some(rule), None, false) => Some(Criterion::Rule(rule)),
+        (None, Some(text), false) => compile_formula(text, timezone, &mut problems),
+        (None, None, true) => Some(Criterion::Manual),
+        (None, None, false) => {
+            problems
+                .push("has no criterion: add rule = { type = ... }, formula = \"...\" or manual = true".to_string());
             None
         }
-        (None, false) => {
-            problems
-                .push("has no criterion: add rule = { type = ... } or manual = true".to_string());
+        _ => {
+            problems.push("has more than one criterion (rule, formula, manual = true); keep one".to_string());
             None
         }
     };
@@ -288,4 +274,22 @@ fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>
         }),
         _ => Err(problems),
     }
+}
+
+/// Parses and validates a formula, adding each problem with its column and a caret.
+fn compile_formula(text: String, timezone: &Tz, problems: &mut Vec<String>) -> Option<Criterion> {
+    let errors = match formula::parse(&text) {
+        Ok(tree) => {
+            let errors = formula::compile::validate(&tree, timezone);
+            if errors.is_empty() {
+                return Some(Criterion::Formula { text, tree });
+            }
+            errors
+        }
+        Err(error) => vec![error],
+    };
+    for error in errors {
+        problems.push(format!("formula, column {}:\n{}", error.column(&text), error.render(&text)));
+    }
+    None
 }

@@ -21,15 +21,9 @@ const WEEK_ALIGN: i64 = 7 * 200_000;
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feature {
     /// Rows of `posts`, of one `kind` if given.
-    Posts {
-        kind: Option<String>,
-        since: Option<i64>,
-    },
+    Posts { kind: Option<String>, since: Option<i64> },
     /// Distinct non-null `thread_id`s of `posts`, of one `kind` if given.
-    DistinctThreads {
-        kind: Option<String>,
-        since: Option<i64>,
-    },
+    DistinctThreads { kind: Option<String>, since: Option<i64> },
     /// Rows of `connections`.
     Connections { since: Option<i64> },
     /// The most connections inside one calendar week or month.
@@ -43,11 +37,7 @@ pub enum Feature {
     /// The last sign-in (µs), null without one.
     LastSignin { since: Option<i64> },
     /// Distinct trainings in that state (of one training if given).
-    Trainings {
-        state: TrainingState,
-        training: Option<String>,
-        since: Option<i64>,
-    },
+    Trainings { state: TrainingState, training: Option<String>, since: Option<i64> },
     /// The sum of the member's `metrics` rows of that name; 0 without one.
     Metric { name: String },
     /// The member has any of these roles.
@@ -62,9 +52,7 @@ impl Feature {
     /// The value a member without any source row has.
     fn missing_value(&self) -> Option<Expr> {
         match self {
-            Feature::BestPeriodKey { .. }
-            | Feature::LastSignin { .. }
-            | Feature::SettingValue { .. } => None,
+            Feature::BestPeriodKey { .. } | Feature::LastSignin { .. } | Feature::SettingValue { .. } => None,
             Feature::Metric { .. } => Some(lit(0.0f64)),
             Feature::AnyRole { .. } | Feature::IdIn { .. } => Some(lit(false)),
             _ => Some(lit(0i64)),
@@ -81,10 +69,7 @@ pub struct FeatureSet {
 
 impl FeatureSet {
     pub fn new(ctx: Context) -> Self {
-        FeatureSet {
-            ctx,
-            columns: BTreeMap::new(),
-        }
+        FeatureSet { ctx, columns: BTreeMap::new() }
     }
 
     pub fn context(&self) -> &Context {
@@ -106,11 +91,7 @@ impl FeatureSet {
 
     /// The local wall-clock instant (µs) at which a member's account is `span` old.
     pub fn eligible_from(&self, span: CalendarSpan) -> Expr {
-        col("created_local")
-            .dt()
-            .offset_by(lit(span.polars_offset()))
-            .dt()
-            .timestamp(TimeUnit::Microseconds)
+        col("created_local").dt().offset_by(lit(span.polars_offset())).dt().timestamp(TimeUnit::Microseconds)
     }
 
     /// The evaluation instant as a local wall-clock reading (µs), to compare with
@@ -128,9 +109,7 @@ impl FeatureSet {
     pub fn build(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
         let mut frame = self.members(snapshot)?;
         for (feature, name) in &self.columns {
-            let values = self
-                .compute(feature, snapshot)?
-                .select([col("user_id"), col("value").alias(name.as_str())]);
+            let values = self.compute(feature, snapshot)?.select([col("user_id"), col("value").alias(name.as_str())]);
             frame = frame.left_join(values, col("user_id"), col("user_id"));
             if let Some(missing) = feature.missing_value() {
                 frame = frame.with_column(col(name.as_str()).fill_null(missing));
@@ -143,9 +122,7 @@ impl FeatureSet {
     /// `user_id`, `created_at` (µs), `created_local` (local wall clock), `blocked`, and
     /// `avatar_changed` when the users source has it.
     fn members(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
-        let users = snapshot
-            .frame(SourceKind::Users)
-            .ok_or_else(|| anyhow!("the users source was not loaded"))?;
+        let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
         let mut columns = vec![
             col("user_id"),
             micros(col("created_at")).alias("created_at"),
@@ -164,15 +141,8 @@ impl FeatureSet {
     }
 
     /// Rows of an activity source up to the evaluation instant (and from `since`).
-    fn activity(
-        &self,
-        snapshot: &Snapshot,
-        kind: SourceKind,
-        since: Option<i64>,
-    ) -> Result<LazyFrame> {
-        let frame = snapshot
-            .frame(kind)
-            .ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
+    fn activity(&self, snapshot: &Snapshot, kind: SourceKind, since: Option<i64>) -> Result<LazyFrame> {
+        let frame = snapshot.frame(kind).ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
         let at = micros(col("created_at"));
         let mut keep = at.clone().lt_eq(self.as_of());
         if let Some(since) = since {
@@ -183,71 +153,48 @@ impl FeatureSet {
 
     /// A frame `(user_id, value)` for one feature.
     fn compute(&self, feature: &Feature, snapshot: &Snapshot) -> Result<LazyFrame> {
-        let per_user =
-            |lf: LazyFrame, value: Expr| lf.group_by([col("user_id")]).agg([value.alias("value")]);
+        let per_user = |lf: LazyFrame, value: Expr| lf.group_by([col("user_id")]).agg([value.alias("value")]);
         let count = || len().cast(DataType::Int64);
         Ok(match feature {
-            Feature::Posts { kind, since } => per_user(
-                of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind),
-                count(),
-            ),
+            Feature::Posts { kind, since } => {
+                per_user(of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind), count())
+            }
             Feature::DistinctThreads { kind, since } => {
                 let posts = of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind)
                     .filter(col("thread_id").is_not_null());
                 per_user(posts, col("thread_id").n_unique().cast(DataType::Int64))
             }
-            Feature::Connections { since } => per_user(
-                self.activity(snapshot, SourceKind::Connections, *since)?,
-                count(),
-            ),
-            Feature::Logins { since } => per_user(
-                self.activity(snapshot, SourceKind::Logins, *since)?,
-                count(),
-            ),
-            Feature::BestPeriod { period, since } => per_user(
-                self.period_counts(snapshot, *period, *since)?,
-                col("n").max(),
-            ),
+            Feature::Connections { since } => {
+                per_user(self.activity(snapshot, SourceKind::Connections, *since)?, count())
+            }
+            Feature::Logins { since } => per_user(self.activity(snapshot, SourceKind::Logins, *since)?, count()),
+            Feature::BestPeriod { period, since } => {
+                per_user(self.period_counts(snapshot, *period, *since)?, col("n").max())
+            }
             Feature::BestPeriodKey { period, since } => per_user(
                 self.period_counts(snapshot, *period, *since)?,
                 col("period").filter(col("n").eq(col("n").max())).min(),
             ),
             Feature::ConsecutiveLoginDays { since } => self.consecutive_days(snapshot, *since)?,
-            Feature::LastSignin { since } => per_user(
-                self.activity(snapshot, SourceKind::Logins, *since)?,
-                micros(col("created_at")).max(),
-            ),
-            Feature::Trainings {
-                state,
-                training,
-                since,
-            } => self.trainings(snapshot, *state, training, *since)?,
+            Feature::LastSignin { since } => {
+                per_user(self.activity(snapshot, SourceKind::Logins, *since)?, micros(col("created_at")).max())
+            }
+            Feature::Trainings { state, training, since } => self.trainings(snapshot, *state, training, *since)?,
             Feature::Metric { name } => {
-                let metrics = source(snapshot, SourceKind::Metrics)?
-                    .filter(col("name").eq(lit(name.as_str())));
+                let metrics = source(snapshot, SourceKind::Metrics)?.filter(col("name").eq(lit(name.as_str())));
                 per_user(metrics, col("value").fill_null(lit(0.0f64)).sum())
             }
             Feature::AnyRole { roles } => {
-                let wanted =
-                    one_column_frame("role", Column::new("role".into(), roles.as_slice()))?;
-                let holders = source(snapshot, SourceKind::Roles)?.semi_join(
-                    wanted,
-                    col("role"),
-                    col("role"),
-                );
+                let wanted = one_column_frame("role", Column::new("role".into(), roles.as_slice()))?;
+                let holders = source(snapshot, SourceKind::Roles)?.semi_join(wanted, col("role"), col("role"));
                 per_user(holders, lit(true))
             }
-            Feature::IdIn { ids } => {
-                one_column_frame("user_id", Column::new("user_id".into(), ids.as_slice()))?
-                    .unique(None, UniqueKeepStrategy::Any)
-                    .with_column(lit(true).alias("value"))
-            }
+            Feature::IdIn { ids } => one_column_frame("user_id", Column::new("user_id".into(), ids.as_slice()))?
+                .unique(None, UniqueKeepStrategy::Any)
+                .with_column(lit(true).alias("value")),
             Feature::SettingValue { key } => {
-                let settings = source(snapshot, SourceKind::Settings)?.filter(
-                    col("key")
-                        .eq(lit(key.as_str()))
-                        .and(col("value").is_not_null()),
-                );
+                let settings = source(snapshot, SourceKind::Settings)?
+                    .filter(col("key").eq(lit(key.as_str())).and(col("value").is_not_null()));
                 per_user(settings, col("value").max())
             }
         })
@@ -255,25 +202,15 @@ impl FeatureSet {
 
     /// Connections counted per member and calendar week (Monday-start key, in local days) or
     /// month (`year * 12 + month - 1`): `(user_id, period, n)`.
-    fn period_counts(
-        &self,
-        snapshot: &Snapshot,
-        period: Period,
-        since: Option<i64>,
-    ) -> Result<LazyFrame> {
+    fn period_counts(&self, snapshot: &Snapshot, period: Period, since: Option<i64>) -> Result<LazyFrame> {
         let local = self.local_zoned(col("created_at"));
         let key = match period {
             Period::Week => {
-                let days = local
-                    .dt()
-                    .date()
-                    .cast(DataType::Int32)
-                    .cast(DataType::Int64);
+                let days = local.dt().date().cast(DataType::Int32).cast(DataType::Int64);
                 days.clone() - ((days + lit(3 + WEEK_ALIGN)) % lit(7i64))
             }
             Period::Month => {
-                local.clone().dt().year().cast(DataType::Int64) * lit(12i64)
-                    + local.dt().month().cast(DataType::Int64)
+                local.clone().dt().year().cast(DataType::Int64) * lit(12i64) + local.dt().month().cast(DataType::Int64)
                     - lit(1i64)
             }
         };
@@ -286,12 +223,7 @@ impl FeatureSet {
 
     /// The longest run of consecutive local calendar days with at least one sign-in.
     fn consecutive_days(&self, snapshot: &Snapshot, since: Option<i64>) -> Result<LazyFrame> {
-        let day = self
-            .local_zoned(col("created_at"))
-            .dt()
-            .date()
-            .cast(DataType::Int32)
-            .cast(DataType::Int64);
+        let day = self.local_zoned(col("created_at")).dt().date().cast(DataType::Int32).cast(DataType::Int64);
         let starts_run = col("user_id")
             .neq(col("user_id").shift(lit(1)))
             .or(col("day").neq(col("day").shift(lit(1)) + lit(1i64)))
@@ -317,10 +249,7 @@ impl FeatureSet {
     ) -> Result<LazyFrame> {
         let enrolled = micros(col("enrolled_at"));
         // A row without an enrolment time counts, unless the badge asks for activity since a date.
-        let mut keep = enrolled
-            .clone()
-            .lt_eq(self.as_of())
-            .fill_null(lit(since.is_none()));
+        let mut keep = enrolled.clone().lt_eq(self.as_of()).fill_null(lit(since.is_none()));
         if let Some(since) = since {
             keep = keep.and(enrolled.gt_eq(lit(since)).fill_null(lit(false)));
         }
@@ -329,18 +258,13 @@ impl FeatureSet {
         }
         keep = match state {
             TrainingState::Enrolled => keep,
-            TrainingState::Completed => {
-                keep.and(col("progress").gt_eq(lit(100.0f64)).fill_null(lit(false)))
-            }
+            TrainingState::Completed => keep.and(col("progress").gt_eq(lit(100.0f64)).fill_null(lit(false))),
             TrainingState::Passed => keep.and(col("passed").fill_null(lit(false))),
         };
         Ok(source(snapshot, SourceKind::Trainings)?
             .filter(keep)
             .group_by([col("user_id")])
-            .agg([col("training_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("value")]))
+            .agg([col("training_id").n_unique().cast(DataType::Int64).alias("value")]))
     }
 
     /// A UTC datetime column converted to the evaluation timezone (still an instant).
@@ -350,9 +274,7 @@ impl FeatureSet {
 
     /// A UTC datetime column as naive local wall-clock readings.
     fn local_wall(&self, instant: Expr) -> Expr {
-        self.local_zoned(instant)
-            .dt()
-            .replace_time_zone(None, lit("raise"), NonExistent::Raise)
+        self.local_zoned(instant).dt().replace_time_zone(None, lit("raise"), NonExistent::Raise)
     }
 }
 
@@ -369,14 +291,9 @@ fn of_kind(posts: LazyFrame, kind: &Option<String>) -> LazyFrame {
 }
 
 fn source(snapshot: &Snapshot, kind: SourceKind) -> Result<LazyFrame> {
-    snapshot
-        .frame(kind)
-        .map(|df| df.clone().lazy())
-        .ok_or_else(|| anyhow!("the {kind} source was not loaded"))
+    snapshot.frame(kind).map(|df| df.clone().lazy()).ok_or_else(|| anyhow!("the {kind} source was not loaded"))
 }
 
 fn one_column_frame(name: &str, column: Column) -> Result<LazyFrame> {
-    DataFrame::new(column.len(), vec![column])
-        .map(IntoLazy::lazy)
-        .map_err(|e| anyhow!("building the {name} list: {e}"))
+    DataFrame::new(column.len(), vec![column]).map(IntoLazy::lazy).map_err(|e| anyhow!("building the {name} list: {e}"))
 }

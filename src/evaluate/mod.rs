@@ -4,8 +4,10 @@
 //! criteria into [`Check`]s over a shared [`FeatureSet`], the feature frame is computed once,
 //! and each badge's predicate filters it. No per-member loop: one frame, one filter per badge.
 
+mod explain;
 mod features;
 
+pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome};
 pub use features::{Feature, FeatureSet};
 
 use crate::config::plan::{Badge, Criterion};
@@ -31,9 +33,7 @@ impl Context {
     }
 
     pub fn as_of_local_micros(&self) -> i64 {
-        instant::utc_to_local(self.as_of, &self.timezone)
-            .and_utc()
-            .timestamp_micros()
+        instant::utc_to_local(self.as_of, &self.timezone).and_utc().timestamp_micros()
     }
 
     pub fn polars_timezone(&self) -> TimeZone {
@@ -108,32 +108,16 @@ pub enum ShowAs {
 
 impl Shown {
     pub fn count(name: &'static str, expr: Expr) -> Self {
-        Shown {
-            name,
-            expr,
-            format: ShowAs::Number,
-        }
+        Shown { name, expr, format: ShowAs::Number }
     }
     pub fn flag(name: &'static str, expr: Expr) -> Self {
-        Shown {
-            name,
-            expr,
-            format: ShowAs::Flag,
-        }
+        Shown { name, expr, format: ShowAs::Flag }
     }
     pub fn period(period: Period, expr: Expr) -> Self {
-        Shown {
-            name: period_name(period),
-            expr,
-            format: ShowAs::PeriodKey(period),
-        }
+        Shown { name: period_name(period), expr, format: ShowAs::PeriodKey(period) }
     }
     pub fn local_time(name: &'static str, expr: Expr) -> Self {
-        Shown {
-            name,
-            expr,
-            format: ShowAs::LocalTime,
-        }
+        Shown { name, expr, format: ShowAs::LocalTime }
     }
 }
 
@@ -157,18 +141,15 @@ pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
     let since = badge.activity_since.map(instant::to_micros);
     let checks = match &badge.criterion {
         Criterion::Rule(rule) => vec![rule.compile(since, features)],
+        Criterion::Formula { tree, .. } => {
+            let timezone = features.context().timezone;
+            let (pass, checks) = crate::formula::compile::compile(tree, &timezone, since, features);
+            return Some(Compiled { badge_id: badge.id.clone(), pass, checks });
+        }
         Criterion::Manual => return None,
     };
-    let pass = checks
-        .iter()
-        .map(|c| c.pass.clone())
-        .reduce(Expr::and)
-        .unwrap_or_else(|| lit(false));
-    Some(Compiled {
-        badge_id: badge.id.clone(),
-        pass,
-        checks,
-    })
+    let pass = checks.iter().map(|c| c.pass.clone()).reduce(Expr::and).unwrap_or_else(|| lit(false));
+    Some(Compiled { badge_id: badge.id.clone(), pass, checks })
 }
 
 /// The feature frame of a snapshot and the compiled badges evaluated on it.
@@ -180,25 +161,11 @@ pub struct Evaluation {
 
 impl Evaluation {
     /// Compiles `badges`, computes the features they need once, and keeps the frame.
-    pub fn prepare<'a>(
-        ctx: Context,
-        badges: impl IntoIterator<Item = &'a Badge>,
-        snapshot: &Snapshot,
-    ) -> Result<Self> {
+    pub fn prepare<'a>(ctx: Context, badges: impl IntoIterator<Item = &'a Badge>, snapshot: &Snapshot) -> Result<Self> {
         let mut features = FeatureSet::new(ctx);
-        let compiled: Vec<Compiled> = badges
-            .into_iter()
-            .filter_map(|b| compile(b, &mut features))
-            .collect();
-        let frame = features
-            .build(snapshot)?
-            .collect()
-            .map_err(|e| anyhow!("computing member features: {e}"))?;
-        Ok(Evaluation {
-            ctx,
-            features: frame,
-            compiled,
-        })
+        let compiled: Vec<Compiled> = badges.into_iter().filter_map(|b| compile(b, &mut features)).collect();
+        let frame = features.build(snapshot)?.collect().map_err(|e| anyhow!("computing member features: {e}"))?;
+        Ok(Evaluation { ctx, features: frame, compiled })
     }
 
     /// Every (badge_id, user_id) whose criterion holds, sorted.
@@ -218,10 +185,7 @@ impl Evaluation {
             return Ok(empty_awards());
         }
         concat(per_badge, UnionArgs::default())
-            .and_then(|lf| {
-                lf.sort(["badge_id", "user_id"], SortMultipleOptions::default())
-                    .collect()
-            })
+            .and_then(|lf| lf.sort(["badge_id", "user_id"], SortMultipleOptions::default()).collect())
             .map_err(|e| anyhow!("evaluating badge criteria: {e}"))
     }
 
@@ -250,12 +214,6 @@ pub fn empty_awards() -> DataFrame {
 /// A `(badge_id, user_id)` frame from two equally long vectors.
 pub fn awards_frame(badge_ids: Vec<String>, user_ids: Vec<i64>) -> Result<DataFrame> {
     let height = user_ids.len();
-    DataFrame::new(
-        height,
-        vec![
-            Column::new("badge_id".into(), badge_ids),
-            Column::new("user_id".into(), user_ids),
-        ],
-    )
-    .map_err(|e| anyhow!("building an awards frame: {e}"))
+    DataFrame::new(height, vec![Column::new("badge_id".into(), badge_ids), Column::new("user_id".into(), user_ids)])
+        .map_err(|e| anyhow!("building an awards frame: {e}"))
 }

@@ -54,15 +54,11 @@ impl CellRow for sqlx::sqlite::SqliteRow {
         let type_name = raw.type_info().name().to_string();
         let get_err = |e: sqlx::Error| e.to_string();
         Ok(match type_name.as_str() {
-            "INTEGER" | "BOOLEAN" => {
-                Cell::Int(self.try_get_unchecked::<i64, _>(index).map_err(get_err)?)
+            "INTEGER" | "BOOLEAN" => Cell::Int(self.try_get_unchecked::<i64, _>(index).map_err(get_err)?),
+            "REAL" | "NUMERIC" => Cell::Float(self.try_get_unchecked::<f64, _>(index).map_err(get_err)?),
+            "TEXT" | "DATE" | "TIME" | "DATETIME" => {
+                Cell::Text(Cow::Borrowed(self.try_get_unchecked::<&str, _>(index).map_err(get_err)?))
             }
-            "REAL" | "NUMERIC" => {
-                Cell::Float(self.try_get_unchecked::<f64, _>(index).map_err(get_err)?)
-            }
-            "TEXT" | "DATE" | "TIME" | "DATETIME" => Cell::Text(Cow::Borrowed(
-                self.try_get_unchecked::<&str, _>(index).map_err(get_err)?,
-            )),
             other => return Err(format!("values of SQLite type {other} are not supported")),
         })
     }
@@ -145,9 +141,7 @@ fn to_micros(cell: &Cell) -> Option<i64> {
     match cell {
         Cell::Micros(v) => Some(*v),
         Cell::Int(seconds) => seconds.checked_mul(MICROS_PER_SECOND),
-        Cell::Float(seconds) if seconds.is_finite() => {
-            Some((seconds * MICROS_PER_SECOND as f64).round() as i64)
-        }
+        Cell::Float(seconds) if seconds.is_finite() => Some((seconds * MICROS_PER_SECOND as f64).round() as i64),
         Cell::Text(t) => parse_source_timestamp(t),
         _ => None,
     }
@@ -192,20 +186,12 @@ mod tests {
     use super::*;
 
     fn spec(ty: ColumnType, nullable: bool) -> ColumnSpec {
-        ColumnSpec {
-            name: "c",
-            ty,
-            required: true,
-            nullable,
-        }
+        ColumnSpec { name: "c", ty, required: true, nullable }
     }
 
     #[test]
     fn integers_read_as_epoch_seconds_for_timestamps() {
-        assert_eq!(
-            to_micros(&Cell::Int(1_700_000_000)),
-            Some(1_700_000_000_000_000)
-        );
+        assert_eq!(to_micros(&Cell::Int(1_700_000_000)), Some(1_700_000_000_000_000));
     }
 
     #[test]
@@ -218,18 +204,12 @@ mod tests {
     #[test]
     fn a_null_in_a_required_column_is_an_error() {
         let mut b = ColumnBuilder::new(spec(ColumnType::Id, false), 1);
-        assert_eq!(
-            b.push(Cell::Null),
-            Err("NULL is not allowed here".to_string())
-        );
+        assert_eq!(b.push(Cell::Null), Err("NULL is not allowed here".to_string()));
     }
 
     #[test]
     fn unreadable_text_names_the_value() {
         let mut b = ColumnBuilder::new(spec(ColumnType::Timestamp, false), 1);
-        assert_eq!(
-            b.push(Cell::Text("yesterday".into())),
-            Err("cannot read 'yesterday' as a timestamp".to_string())
-        );
+        assert_eq!(b.push(Cell::Text("yesterday".into())), Err("cannot read 'yesterday' as a timestamp".to_string()));
     }
 }

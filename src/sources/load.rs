@@ -10,22 +10,16 @@ use sqlx::{AssertSqlSafe, Column as _, Database, Executor, Pool, Row, SqlSafeStr
 use std::collections::BTreeSet;
 
 /// Loads every requested source concurrently into one snapshot.
-pub async fn load_snapshot(
-    db: &Db,
-    queries: &SourceQueries,
-    wanted: &BTreeSet<SourceKind>,
-) -> Result<Snapshot> {
+pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<SourceKind>) -> Result<Snapshot> {
     let loads = wanted.iter().map(|&kind| async move {
-        let sql = queries.get(&kind).ok_or_else(|| {
-            anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query")
-        })?;
+        let sql = queries
+            .get(&kind)
+            .ok_or_else(|| anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query"))?;
         let frame = load_source(db, kind, sql).await?;
         Ok::<_, anyhow::Error>((kind, frame))
     });
     let frames = futures_util::future::try_join_all(loads).await?;
-    Ok(Snapshot {
-        frames: frames.into_iter().collect(),
-    })
+    Ok(Snapshot { frames: frames.into_iter().collect() })
 }
 
 /// Prepares a source query without running it and returns its column names.
@@ -44,11 +38,7 @@ async fn load_source(db: &Db, kind: SourceKind, sql: &str) -> Result<DataFrame> 
     Ok(frame)
 }
 
-async fn prepared_names<DB: Database>(
-    pool: &Pool<DB>,
-    kind: SourceKind,
-    sql: &str,
-) -> Result<Vec<String>>
+async fn prepared_names<DB: Database>(pool: &Pool<DB>, kind: SourceKind, sql: &str) -> Result<Vec<String>>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
@@ -56,11 +46,7 @@ where
         .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
         .await
         .with_context(|| format!("source '{kind}': the query failed to prepare"))?;
-    Ok(statement
-        .columns()
-        .iter()
-        .map(|c| c.name().to_string())
-        .collect())
+    Ok(statement.columns().iter().map(|c| c.name().to_string()).collect())
 }
 
 /// Maps each spec'd column to its index in the result, failing on a missing required column.
@@ -72,11 +58,7 @@ fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usize, ColumnB
             None if spec.required => bail!(
                 "source '{kind}' has no column '{}' (the query returns: {}); alias it with AS {}",
                 spec.name,
-                if names.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    names.join(", ")
-                },
+                if names.is_empty() { "nothing".to_string() } else { names.join(", ") },
                 spec.name
             ),
             None => {}
@@ -94,19 +76,12 @@ where
     let mut columns = map_columns(kind, &names)?;
     let mut rows = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch(pool);
     let mut height = 0usize;
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .with_context(|| format!("source '{kind}': the query failed"))?
-    {
+    while let Some(row) = rows.try_next().await.with_context(|| format!("source '{kind}': the query failed"))? {
         height += 1;
         for (index, builder) in columns.iter_mut() {
             let pushed = row.cell(*index).and_then(|cell| builder.push(cell));
             if let Err(problem) = pushed {
-                bail!(
-                    "source '{kind}', column '{}', row {height}: {problem}",
-                    builder.spec.name
-                );
+                bail!("source '{kind}', column '{}', row {height}: {problem}", builder.spec.name);
             }
         }
         debug_assert!(row.len() >= columns.len());

@@ -72,28 +72,13 @@ impl SourceKind {
 }
 
 const fn req(name: &'static str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        required: true,
-        nullable: false,
-    }
+    ColumnSpec { name, ty, required: true, nullable: false }
 }
 const fn opt(name: &'static str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        required: false,
-        nullable: true,
-    }
+    ColumnSpec { name, ty, required: false, nullable: true }
 }
 const fn nullable(name: &'static str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        ty,
-        required: true,
-        nullable: true,
-    }
+    ColumnSpec { name, ty, required: true, nullable: true }
 }
 
 const USERS: &[ColumnSpec] = &[
@@ -108,10 +93,7 @@ const POSTS: &[ColumnSpec] = &[
     opt("kind", ColumnType::Text),
     opt("thread_id", ColumnType::Text),
 ];
-const EVENTS: &[ColumnSpec] = &[
-    req("user_id", ColumnType::Id),
-    req("created_at", ColumnType::Timestamp),
-];
+const EVENTS: &[ColumnSpec] = &[req("user_id", ColumnType::Id), req("created_at", ColumnType::Timestamp)];
 const TRAININGS: &[ColumnSpec] = &[
     req("user_id", ColumnType::Id),
     req("training_id", ColumnType::Text),
@@ -119,20 +101,11 @@ const TRAININGS: &[ColumnSpec] = &[
     nullable("progress", ColumnType::Number),
     nullable("passed", ColumnType::Bool),
 ];
-const ROLES: &[ColumnSpec] = &[
-    req("user_id", ColumnType::Id),
-    req("role", ColumnType::Text),
-];
-const SETTINGS: &[ColumnSpec] = &[
-    req("user_id", ColumnType::Id),
-    req("key", ColumnType::Text),
-    nullable("value", ColumnType::Text),
-];
-const METRICS: &[ColumnSpec] = &[
-    req("user_id", ColumnType::Id),
-    req("name", ColumnType::Text),
-    nullable("value", ColumnType::Number),
-];
+const ROLES: &[ColumnSpec] = &[req("user_id", ColumnType::Id), req("role", ColumnType::Text)];
+const SETTINGS: &[ColumnSpec] =
+    &[req("user_id", ColumnType::Id), req("key", ColumnType::Text), nullable("value", ColumnType::Text)];
+const METRICS: &[ColumnSpec] =
+    &[req("user_id", ColumnType::Id), req("name", ColumnType::Text), nullable("value", ColumnType::Number)];
 
 impl fmt::Display for SourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -170,9 +143,7 @@ impl ColumnType {
     pub fn dtype(self) -> DataType {
         match self {
             ColumnType::Id => DataType::Int64,
-            ColumnType::Timestamp => {
-                DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
-            }
+            ColumnType::Timestamp => DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)),
             ColumnType::Bool => DataType::Boolean,
             ColumnType::Text => DataType::String,
             ColumnType::Number => DataType::Float64,

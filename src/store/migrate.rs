@@ -6,11 +6,7 @@ use chrono::Utc;
 use sqlx::{AssertSqlSafe, Row};
 
 /// The SQLite migrations, in order: (version, name, SQL).
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "awards",
-    include_str!("../../sql/sqlite/0001_awards.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[(1, "awards", include_str!("../../sql/sqlite/0001_awards.sql"))];
 
 /// Applies pending migrations; returns the versions applied now.
 pub async fn migrate(store: &Store) -> Result<Vec<i64>> {
@@ -43,9 +39,7 @@ pub async fn migrate(store: &Store) -> Result<Vec<i64>> {
             .bind(crate::instant::format_utc(Utc::now()))
             .execute(&mut *tx)
             .await?;
-        tx.commit()
-            .await
-            .with_context(|| format!("committing migration {version} ({name})"))?;
+        tx.commit().await.with_context(|| format!("committing migration {version} ({name})"))?;
         applied.push(*version);
     }
     Ok(applied)

@@ -107,12 +107,11 @@ impl Store {
 
     /// Whether `migrate` has created the tables (a dry run on a fresh database reads none).
     pub async fn is_migrated(&self) -> Result<bool> {
-        let found: Option<(String,)> = sqlx::query_as(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'accolade_awards'",
-        )
-        .fetch_optional(self.pool())
-        .await
-        .context("inspecting the awards database")?;
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'accolade_awards'")
+                .fetch_optional(self.pool())
+                .await
+                .context("inspecting the awards database")?;
         Ok(found.is_some())
     }
 
@@ -150,8 +149,7 @@ impl Store {
     pub async fn record_badge(&self, badge: &Badge, now: DateTime<Utc>) -> Result<()> {
         let now = format_utc(now);
         let fingerprint = badge.criterion_fingerprint();
-        let published_now =
-            (badge.status == crate::config::plan::BadgeStatus::Published).then(|| now.clone());
+        let published_now = (badge.status == crate::config::plan::BadgeStatus::Published).then(|| now.clone());
         sqlx::query(include_str!("../../sql/sqlite/record_badge.sql"))
             .bind(&badge.id)
             .bind(&badge.name)
@@ -175,19 +173,14 @@ impl Store {
         let mut users = Vec::new();
         if self.is_migrated().await? {
             for chunk in badge_ids.chunks(INSERT_BATCH_ROWS) {
-                let mut query = QueryBuilder::<Sqlite>::new(
-                    "SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN (",
-                );
+                let mut query =
+                    QueryBuilder::<Sqlite>::new("SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN (");
                 let mut list = query.separated(", ");
                 for id in chunk {
                     list.push_bind(id);
                 }
                 query.push(")");
-                let rows = query
-                    .build()
-                    .fetch_all(self.pool())
-                    .await
-                    .context("reading existing awards")?;
+                let rows = query.build().fetch_all(self.pool()).await.context("reading existing awards")?;
                 for row in rows {
                     badges.push(row.try_get::<String, _>(0)?);
                     users.push(row.try_get::<i64, _>(1)?);
@@ -211,19 +204,12 @@ impl Store {
         let rows: Vec<(&str, i64)> = badge_ids
             .iter()
             .zip(user_ids.iter())
-            .map(|(b, u)| {
-                b.zip(u)
-                    .ok_or_else(|| anyhow!("an award without badge or member"))
-            })
+            .map(|(b, u)| b.zip(u).ok_or_else(|| anyhow!("an award without badge or member")))
             .collect::<Result<_>>()?;
         let awarded_at = format_utc(awarded_at);
         let mut counts: Vec<(String, u64)> = Vec::new();
         for transaction_rows in rows.chunks(INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION) {
-            let mut tx = self
-                .pool()
-                .begin()
-                .await
-                .context("starting an awards transaction")?;
+            let mut tx = self.pool().begin().await.context("starting an awards transaction")?;
             for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
                 // One statement per badge in the batch, so rows_affected counts per badge.
                 for group in batch.chunk_by(|a, b| a.0 == b.0) {
@@ -238,12 +224,7 @@ impl Store {
                             .push_bind(run_id);
                     });
                     query.push(" ON CONFLICT (badge_id, user_id) DO NOTHING");
-                    let inserted = query
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .context("inserting awards")?
-                        .rows_affected();
+                    let inserted = query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
                     match counts.last_mut() {
                         Some((badge, n)) if badge == group[0].0 => *n += inserted,
                         _ => counts.push((group[0].0.to_string(), inserted)),
@@ -257,12 +238,14 @@ impl Store {
 
     /// Starts a run record and returns its id.
     pub async fn begin_run(&self, started_at: DateTime<Utc>, as_of: DateTime<Utc>) -> Result<i64> {
-        let row = sqlx::query("INSERT INTO accolade_runs (started_at, as_of, outcome) VALUES (?, ?, 'running') RETURNING run_id")
-            .bind(format_utc(started_at))
-            .bind(format_utc(as_of))
-            .fetch_one(self.pool())
-            .await
-            .context("recording the run start")?;
+        let row = sqlx::query(
+            "INSERT INTO accolade_runs (started_at, as_of, outcome) VALUES (?, ?, 'running') RETURNING run_id",
+        )
+        .bind(format_utc(started_at))
+        .bind(format_utc(as_of))
+        .fetch_one(self.pool())
+        .await
+        .context("recording the run start")?;
         Ok(row.try_get(0)?)
     }
 
@@ -276,23 +259,27 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.pool().begin().await?;
         let total: u64 = badges.iter().map(|b| b.awarded).sum();
-        sqlx::query("UPDATE accolade_runs SET finished_at = ?, outcome = ?, awards_total = ?, message = ? WHERE run_id = ?")
-            .bind(format_utc(Utc::now()))
-            .bind(outcome)
-            .bind(total as i64)
-            .bind(message)
+        sqlx::query(
+            "UPDATE accolade_runs SET finished_at = ?, outcome = ?, awards_total = ?, message = ? WHERE run_id = ?",
+        )
+        .bind(format_utc(Utc::now()))
+        .bind(outcome)
+        .bind(total as i64)
+        .bind(message)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
+        for badge in badges {
+            sqlx::query(
+                "INSERT INTO accolade_run_badges (run_id, badge_id, outcome, awarded, message) VALUES (?, ?, ?, ?, ?)",
+            )
             .bind(run_id)
+            .bind(&badge.badge_id)
+            .bind(badge.outcome)
+            .bind(badge.awarded as i64)
+            .bind(&badge.message)
             .execute(&mut *tx)
             .await?;
-        for badge in badges {
-            sqlx::query("INSERT INTO accolade_run_badges (run_id, badge_id, outcome, awarded, message) VALUES (?, ?, ?, ?, ?)")
-                .bind(run_id)
-                .bind(&badge.badge_id)
-                .bind(badge.outcome)
-                .bind(badge.awarded as i64)
-                .bind(&badge.message)
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await.context("recording the run result")
     }
@@ -302,9 +289,8 @@ impl Store {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT badge_id, user_id, awarded_at, source FROM accolade_awards",
-        );
+        let mut query =
+            QueryBuilder::<Sqlite>::new("SELECT badge_id, user_id, awarded_at, source FROM accolade_awards");
         if !badge_ids.is_empty() {
             query.push(" WHERE badge_id IN (");
             let mut list = query.separated(", ");
@@ -314,11 +300,7 @@ impl Store {
             query.push(")");
         }
         query.push(" ORDER BY badge_id, user_id");
-        let rows = query
-            .build()
-            .fetch_all(self.pool())
-            .await
-            .context("reading awards")?;
+        let rows = query.build().fetch_all(self.pool()).await.context("reading awards")?;
         rows.iter()
             .map(|r| {
                 Ok(StoredAward {
@@ -330,5 +312,31 @@ impl Store {
             })
             .collect::<Result<_, sqlx::Error>>()
             .context("reading awards")
+    }
+
+    /// One member's awards with the run that made each (none for manual awards).
+    pub async fn awards_of_member(&self, user_id: i64) -> Result<Vec<(StoredAward, Option<i64>)>> {
+        if !self.is_migrated().await? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "SELECT badge_id, user_id, awarded_at, source, run_id FROM accolade_awards WHERE user_id = ? ORDER BY badge_id",
+        )
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await
+        .with_context(|| format!("reading the awards of member {user_id}"))?;
+        rows.iter()
+            .map(|r| {
+                let award = StoredAward {
+                    badge_id: r.try_get(0)?,
+                    user_id: r.try_get(1)?,
+                    awarded_at: r.try_get(2)?,
+                    source: r.try_get(3)?,
+                };
+                Ok((award, r.try_get(4)?))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .with_context(|| format!("reading the awards of member {user_id}"))
     }
 }
