@@ -4,6 +4,8 @@
 //! database (the evaluator's own tables) are the same connection unless configured apart.
 
 use anyhow::{Context, Result, bail};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +21,29 @@ const MAX_CONNECTIONS: u32 = 8;
 #[derive(Debug, Clone)]
 pub enum Db {
     Sqlite(SqlitePool),
+    Postgres(PgPool),
+    MySql(MySqlPool),
+}
+
+/// Which database a [`Db`] talks to, where SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// Runs `$body` with `$pool` bound to the pool of whichever database `$db` is; the body is
+/// written once and type-checked for each driver.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Sqlite($pool) => $body,
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::MySql($pool) => $body,
+        }
+    };
 }
 
 impl Db {
@@ -48,8 +73,27 @@ impl Db {
                     .with_context(|| format!("cannot open SQLite database '{}'", redact(url)))?;
                 Ok(Db::Sqlite(pool))
             }
-            "postgres" | "postgresql" | "mysql" | "mariadb" => {
-                bail!("database '{}': {scheme} is not supported yet; use a sqlite:// URL", redact(url))
+            "postgres" | "postgresql" => {
+                let options = PgConnectOptions::from_str(url)
+                    .with_context(|| format!("invalid PostgreSQL URL '{}'", redact(url)))?
+                    .application_name("accolade");
+                let pool = PgPoolOptions::new()
+                    .max_connections(MAX_CONNECTIONS)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot connect to PostgreSQL at '{}'", redact(url)))?;
+                Ok(Db::Postgres(pool))
+            }
+            "mysql" | "mariadb" => {
+                let url = url.replacen("mariadb://", "mysql://", 1);
+                let options = MySqlConnectOptions::from_str(&url)
+                    .with_context(|| format!("invalid MySQL URL '{}'", redact(&url)))?;
+                let pool = MySqlPoolOptions::new()
+                    .max_connections(MAX_CONNECTIONS)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot connect to MySQL at '{}'", redact(&url)))?;
+                Ok(Db::MySql(pool))
             }
             _ => bail!(
                 "database URL '{}' must start with sqlite://, postgres://, postgresql:// or mysql://",
@@ -59,8 +103,14 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        crate::with_pool!(self, pool => pool.close().await)
+    }
+
+    pub fn dialect(&self) -> Dialect {
         match self {
-            Db::Sqlite(pool) => pool.close().await,
+            Db::Sqlite(_) => Dialect::Sqlite,
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::MySql(_) => Dialect::MySql,
         }
     }
 }

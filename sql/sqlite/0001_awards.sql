@@ -1,5 +1,5 @@
 -- The evaluator's own tables, created in the awards database by `accolade migrate`.
--- Instants are RFC 3339 text in UTC (e.g. 2026-11-23T02:00:00Z), which sorts correctly.
+-- Instants are RFC 3339 text in UTC (e.g. 2026-11-23T02:00:00+00:00), which sorts correctly.
 
 -- One row per badge of the config, refreshed on every run. `criterion` is the canonical
 -- rule (with activity_since); once `first_published_at` is set it may no longer change.

@@ -75,12 +75,11 @@ pub async fn award(
     }
     store::migrate(store).await?;
     let stored = store.badges().await?;
-    if let Some(refusal) =
-        stored.iter().find(|s| s.badge_id == badge.id).and_then(|s| store::rule_change_refusal(badge, s))
-    {
+    let known = stored.iter().find(|s| s.badge_id == badge.id);
+    if let Some(refusal) = known.and_then(|s| store::rule_change_refusal(badge, s)) {
         bail!("{refusal}");
     }
-    store.record_badge(badge, Utc::now()).await?;
+    store.record_badge(badge, known, Utc::now()).await?;
     let members = member_ids(plan, db).await?;
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
     let (known, unknown): (Vec<i64>, Vec<i64>) = wanted.into_iter().partition(|id| members.contains(id));

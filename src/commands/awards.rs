@@ -45,22 +45,31 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let awards = store.awards(&export.badges).await;
     db.close().await;
     let awards = awards?;
+    match write_export(&awards, export.format) {
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
+            Ok(Outcome::Success)
+        }
+        other => other.map(|()| Outcome::Success),
+    }
+}
+
+fn write_export(awards: &[crate::store::StoredAward], format: Format) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match export.format {
+    match format {
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(&mut out);
             writer.write_record(["badge_id", "user_id", "awarded_at", "source"])?;
-            for a in &awards {
+            for a in awards {
                 writer.write_record([a.badge_id.as_str(), &a.user_id.to_string(), &a.awarded_at, &a.source])?;
             }
             writer.flush()?;
         }
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &awards)?;
+            serde_json::to_writer_pretty(&mut out, awards)?;
             writeln!(out)?;
         }
     }
-    out.flush().context("writing the export")?;
-    Ok(Outcome::Success)
+    out.flush().context("writing the export")
 }

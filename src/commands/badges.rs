@@ -34,7 +34,7 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
                 badge.name.clone(),
                 badge.criterion.type_name().to_string(),
                 badge.status.as_str().to_string(),
-                known.as_ref().map_or_else(|| "never run".to_string(), |b| b.updated_at.clone()),
+                known.as_ref().map_or_else(|| "never run".to_string(), |b| crate::instant::format_utc(b.updated_at)),
                 known.map_or(0, |b| b.recipients).to_string(),
             ]
         })
@@ -45,7 +45,7 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
             b.name,
             b.rule_type,
             format!("{} (not in config)", b.status),
-            b.updated_at,
+            crate::instant::format_utc(b.updated_at),
             b.recipients.to_string(),
         ]
     }));

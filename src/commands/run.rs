@@ -152,12 +152,10 @@ async fn record_badges(
     let stored: BTreeMap<String, _> = store.badges().await?.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
     let mut reports = BTreeMap::new();
     for badge in &plan.badges {
-        let refusal = match stored.get(&badge.id) {
-            Some(s) => store::rule_change_refusal(badge, s),
-            None => None,
-        };
+        let known = stored.get(&badge.id);
+        let refusal = known.and_then(|s| store::rule_change_refusal(badge, s));
         if refusal.is_none() && !dry_run {
-            store.record_badge(badge, now).await?;
+            store.record_badge(badge, known, now).await?;
         }
         let status = match (&refusal, badge.status, &badge.criterion) {
             (Some(_), _, _) => "refused",

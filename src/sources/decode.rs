@@ -59,9 +59,90 @@ impl CellRow for sqlx::sqlite::SqliteRow {
             "TEXT" | "DATE" | "TIME" | "DATETIME" => {
                 Cell::Text(Cow::Borrowed(self.try_get_unchecked::<&str, _>(index).map_err(get_err)?))
             }
-            other => return Err(format!("values of SQLite type {other} are not supported")),
+            other => return Err(unsupported("SQLite", other)),
         })
     }
+}
+
+impl CellRow for sqlx::postgres::PgRow {
+    fn cell(&self, index: usize) -> Result<Cell<'_>, String> {
+        let raw = self.try_get_raw(index).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(Cell::Null);
+        }
+        let type_name = raw.type_info().name().to_string();
+        let e = |e: sqlx::Error| e.to_string();
+        Ok(match type_name.as_str() {
+            "INT2" => Cell::Int(i64::from(self.try_get_unchecked::<i16, _>(index).map_err(e)?)),
+            "INT4" => Cell::Int(i64::from(self.try_get_unchecked::<i32, _>(index).map_err(e)?)),
+            "INT8" => Cell::Int(self.try_get_unchecked::<i64, _>(index).map_err(e)?),
+            "FLOAT4" => Cell::Float(f64::from(self.try_get_unchecked::<f32, _>(index).map_err(e)?)),
+            "FLOAT8" => Cell::Float(self.try_get_unchecked::<f64, _>(index).map_err(e)?),
+            "NUMERIC" => decimal(self.try_get_unchecked::<rust_decimal::Decimal, _>(index).map_err(e)?)?,
+            "BOOL" => Cell::Bool(self.try_get_unchecked::<bool, _>(index).map_err(e)?),
+            "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CITEXT" | "UNKNOWN" => {
+                Cell::Text(Cow::Borrowed(self.try_get_unchecked::<&str, _>(index).map_err(e)?))
+            }
+            "TIMESTAMPTZ" => {
+                let t = self.try_get_unchecked::<chrono::DateTime<chrono::Utc>, _>(index).map_err(e)?;
+                Cell::Micros(t.timestamp_micros())
+            }
+            "TIMESTAMP" => {
+                let t = self.try_get_unchecked::<chrono::NaiveDateTime, _>(index).map_err(e)?;
+                Cell::Micros(t.and_utc().timestamp_micros())
+            }
+            "DATE" => {
+                let d = self.try_get_unchecked::<chrono::NaiveDate, _>(index).map_err(e)?;
+                Cell::Micros(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros())
+            }
+            other => return Err(unsupported("PostgreSQL", other)),
+        })
+    }
+}
+
+impl CellRow for sqlx::mysql::MySqlRow {
+    fn cell(&self, index: usize) -> Result<Cell<'_>, String> {
+        let raw = self.try_get_raw(index).map_err(|e| e.to_string())?;
+        if raw.is_null() {
+            return Ok(Cell::Null);
+        }
+        let type_name = raw.type_info().name().to_string();
+        let e = |e: sqlx::Error| e.to_string();
+        Ok(match type_name.as_str() {
+            "BOOLEAN" | "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
+                Cell::Int(self.try_get_unchecked::<i64, _>(index).map_err(e)?)
+            }
+            "TINYINT UNSIGNED" | "SMALLINT UNSIGNED" | "INT UNSIGNED" | "MEDIUMINT UNSIGNED" | "BIGINT UNSIGNED" => {
+                let v = self.try_get_unchecked::<u64, _>(index).map_err(e)?;
+                Cell::Int(i64::try_from(v).map_err(|_| format!("{v} is too large"))?)
+            }
+            "FLOAT" | "DOUBLE" => Cell::Float(self.try_get_unchecked::<f64, _>(index).map_err(e)?),
+            "DECIMAL" => decimal(self.try_get_unchecked::<rust_decimal::Decimal, _>(index).map_err(e)?)?,
+            "CHAR" | "VARCHAR" | "TINYTEXT" | "TEXT" | "MEDIUMTEXT" | "LONGTEXT" | "ENUM" | "SET" => {
+                Cell::Text(Cow::Owned(self.try_get_unchecked::<String, _>(index).map_err(e)?))
+            }
+            "DATETIME" | "TIMESTAMP" => {
+                // The driver sets the session time zone to UTC, so TIMESTAMP arrives in UTC;
+                // DATETIME has no zone and is read as UTC, like zone-less text.
+                let t = self.try_get_unchecked::<chrono::NaiveDateTime, _>(index).map_err(e)?;
+                Cell::Micros(t.and_utc().timestamp_micros())
+            }
+            "DATE" => {
+                let d = self.try_get_unchecked::<chrono::NaiveDate, _>(index).map_err(e)?;
+                Cell::Micros(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros())
+            }
+            other => return Err(unsupported("MySQL", other)),
+        })
+    }
+}
+
+fn decimal(value: rust_decimal::Decimal) -> Result<Cell<'static>, String> {
+    use rust_decimal::prelude::ToPrimitive;
+    value.to_f64().map(Cell::Float).ok_or_else(|| format!("cannot read DECIMAL {value} as a number"))
+}
+
+fn unsupported(database: &str, type_name: &str) -> String {
+    format!("values of {database} type {type_name} are not supported; cast the column in the query")
 }
 
 /// Accumulates one column of a source, converting each cell to the column's type.

@@ -24,16 +24,12 @@ pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<S
 
 /// Prepares a source query without running it and returns its column names.
 pub async fn prepare_columns(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec<String>> {
-    match db {
-        Db::Sqlite(pool) => prepared_names(pool, kind, sql).await,
-    }
+    crate::with_pool!(db, pool => prepared_names(pool, kind, sql).await)
 }
 
 async fn load_source(db: &Db, kind: SourceKind, sql: &str) -> Result<DataFrame> {
     let started = std::time::Instant::now();
-    let frame = match db {
-        Db::Sqlite(pool) => load_with(pool, kind, sql).await?,
-    };
+    let frame = crate::with_pool!(db, pool => load_with(pool, kind, sql).await?);
     tracing::debug!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
     Ok(frame)
 }

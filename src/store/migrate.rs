@@ -1,46 +1,121 @@
 //! Applying the evaluator's schema migrations (`sql/<database>/NNNN_*.sql`) in order, once.
 
 use super::Store;
+use crate::db::Dialect;
+use crate::with_pool;
 use anyhow::{Context, Result};
 use chrono::Utc;
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::AssertSqlSafe;
 
-/// The SQLite migrations, in order: (version, name, SQL).
-const SQLITE: &[(i64, &str, &str)] = &[(1, "awards", include_str!("../../sql/sqlite/0001_awards.sql"))];
+/// A migration: version, name, and the SQL for each database.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+    mysql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "awards",
+    sqlite: include_str!("../../sql/sqlite/0001_awards.sql"),
+    postgres: include_str!("../../sql/postgres/0001_awards.sql"),
+    mysql: include_str!("../../sql/mysql/0001_awards.sql"),
+}];
+
+impl Migration {
+    fn sql(&self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+            Dialect::MySql => self.mysql,
+        }
+    }
+}
+
+/// The statements of a migration file: split at semicolons that end a line (the files
+/// hold no procedures or string literals with such semicolons), comments dropped.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in sql.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with("--") || trimmed.is_empty() {
+            continue;
+        }
+        current.push_str(line);
+        current.push('\n');
+        if trimmed.ends_with(';') {
+            out.push(current.trim().trim_end_matches(';').to_string());
+            current.clear();
+        }
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
 
 /// Applies pending migrations; returns the versions applied now.
 pub async fn migrate(store: &Store) -> Result<Vec<i64>> {
-    let pool = store.pool();
-    sqlx::query(
-        "CREATE TABLE IF NOT EXISTS accolade_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
-    )
-    .execute(pool)
-    .await
-    .context("creating accolade_migrations")?;
+    let dialect = store.db().dialect();
+    let stamp = match dialect {
+        Dialect::Sqlite => "TEXT",
+        Dialect::Postgres => "TIMESTAMPTZ",
+        Dialect::MySql => "DATETIME(6)",
+    };
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS accolade_migrations \
+         (version BIGINT PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at {stamp} NOT NULL)"
+    );
+    let select = store.sql("SELECT COUNT(*) FROM accolade_migrations WHERE version = ?");
+    let insert = store.sql("INSERT INTO accolade_migrations (version, name, applied_at) VALUES (?, ?, ?)");
     let mut applied = Vec::new();
-    for (version, name, sql) in SQLITE {
-        let mut tx = pool.begin().await.context("starting a migration")?;
-        let done = sqlx::query("SELECT version FROM accolade_migrations WHERE version = ?")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|row| row.try_get::<i64, _>(0))
-            .transpose()?;
-        if done.is_some() {
-            continue;
+    with_pool!(store.db(), pool => {
+        sqlx::raw_sql(AssertSqlSafe(create)).execute(pool).await.context("creating accolade_migrations")?;
+        for migration in MIGRATIONS {
+            let done: i64 = sqlx::query_scalar(AssertSqlSafe(select.0.clone()))
+                .bind(migration.version)
+                .fetch_one(pool)
+                .await
+                .context("reading accolade_migrations")?;
+            if done > 0 {
+                continue;
+            }
+            let mut tx = pool.begin().await.context("starting a migration")?;
+            for statement in statements(migration.sql(dialect)) {
+                sqlx::raw_sql(AssertSqlSafe(statement))
+                    .execute(&mut *tx)
+                    .await
+                    .with_context(|| format!("applying migration {} ({})", migration.version, migration.name))?;
+            }
+            sqlx::query(AssertSqlSafe(insert.0.clone()))
+                .bind(migration.version)
+                .bind(migration.name)
+                .bind(Utc::now())
+                .execute(&mut *tx)
+                .await
+                .context("recording a migration")?;
+            tx.commit().await.with_context(|| format!("committing migration {}", migration.version))?;
+            applied.push(migration.version);
         }
-        sqlx::raw_sql(AssertSqlSafe(*sql))
-            .execute(&mut *tx)
-            .await
-            .with_context(|| format!("applying migration {version} ({name})"))?;
-        sqlx::query("INSERT INTO accolade_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-            .bind(version)
-            .bind(name)
-            .bind(crate::instant::format_utc(Utc::now()))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await.with_context(|| format!("committing migration {version} ({name})"))?;
-        applied.push(*version);
-    }
+    });
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_files_split_into_their_create_statements() {
+        for migration in MIGRATIONS {
+            for dialect in [Dialect::Sqlite, Dialect::Postgres, Dialect::MySql] {
+                let statements = statements(migration.sql(dialect));
+                assert!(statements.iter().all(|s| s.starts_with("CREATE")), "{dialect:?}: {statements:?}");
+                assert_eq!(statements.len(), if dialect == Dialect::MySql { 4 } else { 5 });
+            }
+        }
+    }
 }

@@ -9,14 +9,15 @@ mod migrate;
 
 pub use migrate::migrate;
 
-use crate::config::plan::Badge;
-use crate::db::Db;
+use crate::config::plan::{Badge, BadgeStatus};
+use crate::db::{Db, Dialect};
 use crate::evaluate::awards_frame;
 use crate::instant::format_utc;
+use crate::with_pool;
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 
 /// Award rows per INSERT statement: 5 bound values each keeps a statement far below SQLite's
 /// 32,766-parameter limit (and, later, MySQL's 65,535 and PostgreSQL's 65,535).
@@ -49,12 +50,28 @@ impl AwardSource {
 pub struct StoredBadge {
     pub badge_id: String,
     pub name: String,
-    pub rule_type: String,
+    pub image: Option<String>,
+    pub points: i64,
     pub status: String,
+    pub hidden_until_earned: bool,
+    pub rule_type: String,
     pub criterion: String,
-    pub first_published_at: Option<String>,
-    pub updated_at: String,
+    pub first_published_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
     pub recipients: i64,
+}
+
+impl StoredBadge {
+    /// Whether the config's definition differs from this row in anything stored.
+    fn differs_from(&self, badge: &Badge) -> bool {
+        self.name != badge.name
+            || self.image != badge.image
+            || self.points != badge.points
+            || self.status != badge.status.as_str()
+            || self.hidden_until_earned != badge.hidden_until_earned
+            || self.rule_type != badge.criterion.type_name()
+            || self.criterion != badge.criterion_fingerprint()
+    }
 }
 
 /// An award row as stored.
@@ -62,6 +79,7 @@ pub struct StoredBadge {
 pub struct StoredAward {
     pub badge_id: String,
     pub user_id: i64,
+    /// RFC 3339, UTC.
     pub awarded_at: String,
     pub source: String,
 }
@@ -80,9 +98,11 @@ pub fn rule_change_refusal(badge: &Badge, stored: &StoredBadge) -> Option<String
     let fingerprint = badge.criterion_fingerprint();
     match &stored.first_published_at {
         Some(published) if stored.criterion != fingerprint => Some(format!(
-            "badge '{}' was published on {published} and its rule cannot change (stored: {}; config: {fingerprint}); \
+            "badge '{}' was published on {} and its rule cannot change (stored: {}; config: {fingerprint}); \
              restore the rule, or create a new badge with a new id",
-            badge.id, stored.criterion
+            badge.id,
+            format_utc(*published),
+            stored.criterion
         )),
         _ => None,
     }
@@ -94,25 +114,40 @@ pub struct Store {
     db: Db,
 }
 
+const BADGE_COLUMNS: &str = "b.badge_id, b.name, b.image, b.points, b.status, b.hidden_until_earned, b.rule_type, \
+     b.criterion, b.first_published_at, b.updated_at, \
+     (SELECT COUNT(*) FROM accolade_awards a WHERE a.badge_id = b.badge_id) AS recipients";
+
 impl Store {
     pub fn new(db: Db) -> Self {
         Store { db }
     }
 
-    fn pool(&self) -> &sqlx::SqlitePool {
-        match &self.db {
-            Db::Sqlite(pool) => pool,
-        }
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// `sql` written with `?` placeholders, in this database's placeholder style.
+    pub(crate) fn sql(&self, sql: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(placeholders(self.db.dialect(), sql))
     }
 
     /// Whether `migrate` has created the tables (a dry run on a fresh database reads none).
     pub async fn is_migrated(&self) -> Result<bool> {
-        let found: Option<(String,)> =
-            sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'accolade_awards'")
-                .fetch_optional(self.pool())
-                .await
-                .context("inspecting the awards database")?;
-        Ok(found.is_some())
+        let sql = match self.db.dialect() {
+            Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'accolade_awards'",
+            Dialect::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = 'accolade_awards' AND table_schema = current_schema()"
+            }
+            Dialect::MySql => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = 'accolade_awards' AND table_schema = DATABASE()"
+            }
+        };
+        let found: i64 = with_pool!(&self.db, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+            .context("inspecting the awards database")?;
+        Ok(found > 0)
     }
 
     /// All stored badges with their recipient counts, by id.
@@ -120,51 +155,75 @@ impl Store {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT b.badge_id, b.name, b.rule_type, b.status, b.criterion, b.first_published_at, b.updated_at, \
-             (SELECT COUNT(*) FROM accolade_awards a WHERE a.badge_id = b.badge_id) AS recipients \
-             FROM accolade_badges b ORDER BY b.badge_id",
-        )
-        .fetch_all(self.pool())
-        .await
-        .context("reading accolade_badges")?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredBadge {
-                    badge_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    rule_type: r.try_get(2)?,
-                    status: r.try_get(3)?,
-                    criterion: r.try_get(4)?,
-                    first_published_at: r.try_get(5)?,
-                    updated_at: r.try_get(6)?,
-                    recipients: r.try_get(7)?,
+        let sql = self.sql(&format!("SELECT {BADGE_COLUMNS} FROM accolade_badges b ORDER BY b.badge_id"));
+        with_pool!(&self.db, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await.context("reading accolade_badges")?;
+            rows.iter()
+                .map(|r| {
+                    Ok(StoredBadge {
+                        badge_id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        image: r.try_get(2)?,
+                        points: r.try_get(3)?,
+                        status: r.try_get(4)?,
+                        hidden_until_earned: r.try_get(5)?,
+                        rule_type: r.try_get(6)?,
+                        criterion: r.try_get(7)?,
+                        first_published_at: r.try_get(8)?,
+                        updated_at: r.try_get(9)?,
+                        recipients: r.try_get(10)?,
+                    })
                 })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading accolade_badges")
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("reading accolade_badges")
+        })
     }
 
-    /// Records a badge definition (the caller has checked [`rule_change_refusal`]).
-    pub async fn record_badge(&self, badge: &Badge, now: DateTime<Utc>) -> Result<()> {
-        let now = format_utc(now);
+    /// Records a badge definition (the caller has checked [`rule_change_refusal`] against
+    /// `stored`). Presentation fields apply to earlier recipients too; `first_published_at`
+    /// is set the first time the badge is published; `updated_at` moves only on a change.
+    pub async fn record_badge(&self, badge: &Badge, stored: Option<&StoredBadge>, now: DateTime<Utc>) -> Result<()> {
+        let published = (badge.status == BadgeStatus::Published).then_some(now);
         let fingerprint = badge.criterion_fingerprint();
-        let published_now = (badge.status == crate::config::plan::BadgeStatus::Published).then(|| now.clone());
-        sqlx::query(include_str!("../../sql/sqlite/record_badge.sql"))
-            .bind(&badge.id)
-            .bind(&badge.name)
-            .bind(&badge.image)
-            .bind(badge.points)
-            .bind(badge.status.as_str())
-            .bind(badge.hidden_until_earned)
-            .bind(badge.criterion.type_name())
-            .bind(&fingerprint)
-            .bind(published_now)
-            .bind(&now)
-            .execute(self.pool())
-            .await
-            .with_context(|| format!("recording badge '{}'", badge.id))?;
-        Ok(())
+        let sql = match stored {
+            None => self.insert_ignore(
+                "accolade_badges",
+                "(name, image, points, status, hidden_until_earned, rule_type, criterion, first_published_at, \
+                 updated_at, badge_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            Some(s) if s.differs_from(badge) => self.sql(
+                "UPDATE accolade_badges SET name = ?, image = ?, points = ?, status = ?, hidden_until_earned = ?, \
+                 rule_type = ?, criterion = ?, first_published_at = COALESCE(first_published_at, ?), updated_at = ? \
+                 WHERE badge_id = ?",
+            ),
+            Some(_) => return Ok(()),
+        };
+        with_pool!(&self.db, pool => {
+            let query = sqlx::query(sql)
+                .bind(&badge.name)
+                .bind(&badge.image)
+                .bind(badge.points)
+                .bind(badge.status.as_str())
+                .bind(badge.hidden_until_earned)
+                .bind(badge.criterion.type_name())
+                .bind(&fingerprint)
+                .bind(published)
+                .bind(now)
+                .bind(&badge.id);
+            // The INSERT also sets created_at.
+            let query = if stored.is_none() { query.bind(now) } else { query };
+            query.execute(pool).await.map(|_| ())
+        })
+        .with_context(|| format!("recording badge '{}'", badge.id))
+    }
+
+    /// `INSERT ... VALUES ...` that skips rows whose key exists, in this database's words.
+    fn insert_ignore(&self, table: &str, rest: &str) -> AssertSqlSafe<String> {
+        let sql = match self.db.dialect() {
+            Dialect::MySql => format!("INSERT IGNORE INTO {table} {rest}"),
+            Dialect::Sqlite | Dialect::Postgres => format!("INSERT INTO {table} {rest} ON CONFLICT DO NOTHING"),
+        };
+        self.sql(&sql)
     }
 
     /// The existing awards of these badges as a `(badge_id, user_id)` frame.
@@ -173,18 +232,19 @@ impl Store {
         let mut users = Vec::new();
         if self.is_migrated().await? {
             for chunk in badge_ids.chunks(INSERT_BATCH_ROWS) {
-                let mut query =
-                    QueryBuilder::<Sqlite>::new("SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN (");
-                let mut list = query.separated(", ");
-                for id in chunk {
-                    list.push_bind(id);
-                }
-                query.push(")");
-                let rows = query.build().fetch_all(self.pool()).await.context("reading existing awards")?;
-                for row in rows {
-                    badges.push(row.try_get::<String, _>(0)?);
-                    users.push(row.try_get::<i64, _>(1)?);
-                }
+                with_pool!(&self.db, pool => {
+                    let mut query = QueryBuilder::new("SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    query.push(")");
+                    let rows = query.build().fetch_all(pool).await.context("reading existing awards")?;
+                    for row in rows {
+                        badges.push(row.try_get::<String, _>(0)?);
+                        users.push(row.try_get::<i64, _>(1)?);
+                    }
+                })
             }
         }
         awards_frame(badges, users)
@@ -206,47 +266,58 @@ impl Store {
             .zip(user_ids.iter())
             .map(|(b, u)| b.zip(u).ok_or_else(|| anyhow!("an award without badge or member")))
             .collect::<Result<_>>()?;
-        let awarded_at = format_utc(awarded_at);
+        let (prefix, suffix) = match self.db.dialect() {
+            Dialect::MySql => ("INSERT IGNORE INTO", ""),
+            Dialect::Sqlite | Dialect::Postgres => ("INSERT INTO", " ON CONFLICT (badge_id, user_id) DO NOTHING"),
+        };
+        let head = format!("{prefix} accolade_awards (badge_id, user_id, awarded_at, source, run_id) ");
         let mut counts: Vec<(String, u64)> = Vec::new();
         for transaction_rows in rows.chunks(INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION) {
-            let mut tx = self.pool().begin().await.context("starting an awards transaction")?;
-            for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
-                // One statement per badge in the batch, so rows_affected counts per badge.
-                for group in batch.chunk_by(|a, b| a.0 == b.0) {
-                    let mut query = QueryBuilder::<Sqlite>::new(
-                        "INSERT INTO accolade_awards (badge_id, user_id, awarded_at, source, run_id) ",
-                    );
-                    query.push_values(group, |mut row, (badge, user)| {
-                        row.push_bind(*badge)
-                            .push_bind(*user)
-                            .push_bind(&awarded_at)
-                            .push_bind(source.as_str())
-                            .push_bind(run_id);
-                    });
-                    query.push(" ON CONFLICT (badge_id, user_id) DO NOTHING");
-                    let inserted = query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
-                    match counts.last_mut() {
-                        Some((badge, n)) if badge == group[0].0 => *n += inserted,
-                        _ => counts.push((group[0].0.to_string(), inserted)),
+            with_pool!(&self.db, pool => {
+                let mut tx = pool.begin().await.context("starting an awards transaction")?;
+                for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
+                    // One statement per badge in the batch, so rows_affected counts per badge.
+                    for group in batch.chunk_by(|a, b| a.0 == b.0) {
+                        let mut query = QueryBuilder::new(head.as_str());
+                        query.push_values(group, |mut row, (badge, user)| {
+                            row.push_bind(*badge)
+                                .push_bind(*user)
+                                .push_bind(awarded_at)
+                                .push_bind(source.as_str())
+                                .push_bind(run_id);
+                        });
+                        query.push(suffix);
+                        let inserted =
+                            query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
+                        match counts.last_mut() {
+                            Some((badge, n)) if badge == group[0].0 => *n += inserted,
+                            _ => counts.push((group[0].0.to_string(), inserted)),
+                        }
                     }
                 }
-            }
-            tx.commit().await.context("committing awards")?;
+                tx.commit().await.context("committing awards")?;
+            })
         }
         Ok(counts)
     }
 
     /// Starts a run record and returns its id.
     pub async fn begin_run(&self, started_at: DateTime<Utc>, as_of: DateTime<Utc>) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO accolade_runs (started_at, as_of, outcome) VALUES (?, ?, 'running') RETURNING run_id",
-        )
-        .bind(format_utc(started_at))
-        .bind(format_utc(as_of))
-        .fetch_one(self.pool())
-        .await
-        .context("recording the run start")?;
-        Ok(row.try_get(0)?)
+        let insert = "INSERT INTO accolade_runs (started_at, as_of, outcome) VALUES (?, ?, 'running')";
+        let id = match &self.db {
+            Db::MySql(pool) => {
+                sqlx::query(insert).bind(started_at).bind(as_of).execute(pool).await.map(|r| r.last_insert_id() as i64)
+            }
+            db => {
+                let sql = self.sql(&format!("{insert} RETURNING run_id"));
+                match db {
+                    Db::Postgres(pool) => sqlx::query_scalar(sql).bind(started_at).bind(as_of).fetch_one(pool).await,
+                    Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(started_at).bind(as_of).fetch_one(pool).await,
+                    Db::MySql(_) => unreachable!("handled above"),
+                }
+            }
+        };
+        id.context("recording the run start")
     }
 
     /// Completes a run record with its outcome and per-badge results.
@@ -257,86 +328,98 @@ impl Store {
         badges: &[BadgeOutcome],
         message: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.pool().begin().await?;
         let total: u64 = badges.iter().map(|b| b.awarded).sum();
-        sqlx::query(
+        let update = self.sql(
             "UPDATE accolade_runs SET finished_at = ?, outcome = ?, awards_total = ?, message = ? WHERE run_id = ?",
-        )
-        .bind(format_utc(Utc::now()))
-        .bind(outcome)
-        .bind(total as i64)
-        .bind(message)
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        for badge in badges {
-            sqlx::query(
-                "INSERT INTO accolade_run_badges (run_id, badge_id, outcome, awarded, message) VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(&badge.badge_id)
-            .bind(badge.outcome)
-            .bind(badge.awarded as i64)
-            .bind(&badge.message)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await.context("recording the run result")
+        );
+        let insert = self.sql(
+            "INSERT INTO accolade_run_badges (run_id, badge_id, outcome, awarded, message) VALUES (?, ?, ?, ?, ?)",
+        );
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(update)
+                .bind(Utc::now())
+                .bind(outcome)
+                .bind(total as i64)
+                .bind(message)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            for badge in badges {
+                sqlx::query(AssertSqlSafe(insert.0.clone()))
+                    .bind(run_id)
+                    .bind(&badge.badge_id)
+                    .bind(badge.outcome)
+                    .bind(badge.awarded as i64)
+                    .bind(&badge.message)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+        .context("recording the run result")
     }
 
     /// Awards sorted by badge, then member; of some badges only if `badge_ids` is not empty.
     pub async fn awards(&self, badge_ids: &[String]) -> Result<Vec<StoredAward>> {
-        if !self.is_migrated().await? {
-            return Ok(Vec::new());
-        }
-        let mut query =
-            QueryBuilder::<Sqlite>::new("SELECT badge_id, user_id, awarded_at, source FROM accolade_awards");
-        if !badge_ids.is_empty() {
-            query.push(" WHERE badge_id IN (");
-            let mut list = query.separated(", ");
-            for id in badge_ids {
-                list.push_bind(id);
-            }
-            query.push(")");
-        }
-        query.push(" ORDER BY badge_id, user_id");
-        let rows = query.build().fetch_all(self.pool()).await.context("reading awards")?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredAward {
-                    badge_id: r.try_get(0)?,
-                    user_id: r.try_get(1)?,
-                    awarded_at: r.try_get(2)?,
-                    source: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .context("reading awards")
+        Ok(self.award_rows(badge_ids, None).await?.into_iter().map(|(award, _)| award).collect())
     }
 
     /// One member's awards with the run that made each (none for manual awards).
     pub async fn awards_of_member(&self, user_id: i64) -> Result<Vec<(StoredAward, Option<i64>)>> {
+        self.award_rows(&[], Some(user_id)).await
+    }
+
+    async fn award_rows(&self, badge_ids: &[String], user_id: Option<i64>) -> Result<Vec<(StoredAward, Option<i64>)>> {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(
-            "SELECT badge_id, user_id, awarded_at, source, run_id FROM accolade_awards WHERE user_id = ? ORDER BY badge_id",
-        )
-        .bind(user_id)
-        .fetch_all(self.pool())
-        .await
-        .with_context(|| format!("reading the awards of member {user_id}"))?;
-        rows.iter()
-            .map(|r| {
-                let award = StoredAward {
-                    badge_id: r.try_get(0)?,
-                    user_id: r.try_get(1)?,
-                    awarded_at: r.try_get(2)?,
-                    source: r.try_get(3)?,
-                };
-                Ok((award, r.try_get(4)?))
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .with_context(|| format!("reading the awards of member {user_id}"))
+        with_pool!(&self.db, pool => {
+            let mut query = QueryBuilder::new("SELECT badge_id, user_id, awarded_at, source, run_id FROM accolade_awards WHERE 1 = 1");
+            if !badge_ids.is_empty() {
+                query.push(" AND badge_id IN (");
+                let mut list = query.separated(", ");
+                for id in badge_ids {
+                    list.push_bind(id);
+                }
+                query.push(")");
+            }
+            if let Some(user_id) = user_id {
+                query.push(" AND user_id = ").push_bind(user_id);
+            }
+            query.push(" ORDER BY badge_id, user_id");
+            let rows = query.build().fetch_all(pool).await.context("reading awards")?;
+            rows.iter()
+                .map(|r| {
+                    let award = StoredAward {
+                        badge_id: r.try_get(0)?,
+                        user_id: r.try_get(1)?,
+                        awarded_at: format_utc(r.try_get::<DateTime<Utc>, _>(2)?),
+                        source: r.try_get(3)?,
+                    };
+                    Ok((award, r.try_get(4)?))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("reading awards")
+        })
     }
+}
+
+/// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL (no `?` appears in our SQL
+/// otherwise).
+pub fn placeholders(dialect: Dialect, sql: &str) -> String {
+    if dialect != Dialect::Postgres {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }
