@@ -44,7 +44,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     };
     let (db, store) = connect(&plan).await?;
     let report = award(&plan, &db, &store, &opts.badge, &ids).await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     let report = report?;
     println!(
         "badge '{}': awarded to {} member(s), {} already had it",

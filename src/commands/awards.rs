@@ -43,7 +43,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     }
     let (db, store) = connect(&plan).await?;
     let awards = store.awards(&export.badges).await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     let awards = awards?;
     match write_export(&awards, export.format) {
         // A closed pipe (`| head`) is the reader's choice, not a failure.

@@ -16,7 +16,7 @@ pub async fn run(config: Option<&Path>, _opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
     let (db, store) = connect(&plan).await?;
     let stored = store.badges().await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     print_dashboard(&plan, stored?);
     Ok(Outcome::Success)
 }

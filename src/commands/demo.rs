@@ -40,7 +40,7 @@ pub async fn run(opts: Opts) -> Result<Outcome> {
     let (db, store) = connect(&plan).await?;
     let report = run::execute(&plan, &db, &store, None, false, &[]).await;
     let stored = store.badges().await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     run::print_report(&report?);
     println!();
     badges::print_dashboard(&plan, stored?);
@@ -66,7 +66,7 @@ pub async fn build_database(db_path: &Path, members: u32) -> Result<()> {
     let sql = DEMO_SQL.replace(":members", &members.max(1).to_string());
     let result = match &db {
         Db::Sqlite(pool) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await.map(|_| ()),
-        _ => Ok(()),
+        _ => Err(sqlx::Error::Configuration("the demo database is SQLite".into())),
     };
     db.close().await;
     result.context("building the demo database")?;

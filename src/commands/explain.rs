@@ -45,7 +45,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         Ok::<_, anyhow::Error>((held, explained))
     }
     .await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     let (held, explained) = result?;
     print!("{}", render(&plan, &badges, opts.user, as_of, &held, explained.as_ref()));
     Ok(Outcome::Success)

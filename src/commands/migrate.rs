@@ -12,7 +12,7 @@ pub async fn run(config: Option<&Path>, _opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
     let (db, store) = connect(&plan).await?;
     let applied = store::migrate(&store).await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     match applied?.as_slice() {
         [] => println!("the awards tables are up to date"),
         versions => println!("applied migrations {versions:?}"),

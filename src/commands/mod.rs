@@ -90,10 +90,21 @@ pub fn load_plan(config: Option<&Path>) -> Result<plan::Plan> {
     plan::compile(raw).map_err(|errors| anyhow::anyhow!("{}: {errors}", path.display()))
 }
 
-/// Connects to the plan's database as both host and awards store.
+/// Connects to the plan's host database and its awards store (the same database unless
+/// `awards_url` is set).
 pub async fn connect(plan: &plan::Plan) -> Result<(Db, Store)> {
     let db = Db::connect(&plan.database_url).await?;
-    Ok((db.clone(), Store::new(db)))
+    let store = match &plan.awards_url {
+        Some(url) => match Db::connect(url).await {
+            Ok(awards) => Store::new(awards),
+            Err(error) => {
+                db.close().await;
+                return Err(error.context("[database] awards_url"));
+            }
+        },
+        None => Store::new(db.clone()),
+    };
+    Ok((db, store))
 }
 
 /// Prints rows as an aligned table with a header.
@@ -104,4 +115,10 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
         table.add_row(row);
     }
     println!("{table}");
+}
+
+/// Closes the host and awards connections (the same pool closes once).
+pub async fn disconnect(db: &Db, store: &Store) {
+    db.close().await;
+    store.db().close().await;
 }

@@ -5,7 +5,7 @@
 //! removes existing awards with an anti-join, and inserts the rest, recording the run.
 
 use super::{Outcome, connect, load_plan, print_table};
-use crate::config::plan::{Badge, BadgeStatus, Criterion, Plan};
+use crate::config::plan::{Badge, BadgeStatus, Criterion, Plan, WhenLocked};
 use crate::db::Db;
 use crate::evaluate::{Context, Evaluation};
 use crate::formula;
@@ -70,7 +70,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     };
     let (db, store) = connect(&plan).await?;
     let report = execute(&plan, &db, &store, as_of, opts.dry_run, &opts.badges).await;
-    db.close().await;
+    super::disconnect(&db, &store).await;
     let report = report?;
     print_report(&report);
     Ok(if report.refused() { Outcome::Failed } else { Outcome::Success })
@@ -91,6 +91,11 @@ pub async fn execute(
         }
     }
     // Whole seconds: awards and runs carry readable instants, and a replay can name them.
+    // A dry run writes nothing, so it neither waits for nor blocks a real run.
+    let _lock = match dry_run {
+        false => Some(store::acquire_lock(store, plan.when_locked == WhenLocked::Wait).await?),
+        true => None,
+    };
     let started = Utc::now().trunc_subsecs(0);
     let as_of = as_of.unwrap_or(started);
     if !dry_run {

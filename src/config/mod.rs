@@ -2,7 +2,7 @@
 //!
 //! Owns the TOML shape (the public contract of `accolade.toml`) and its lookup order:
 //! `--config FILE`, else `$ACCOLADE_CONFIG`, else `./accolade.toml`; `ACCOLADE_DATABASE_URL`
-//! overrides `database.url`. Nothing here judges whether the values make sense: [`plan`]
+//! overrides `database.url` and `ACCOLADE_AWARDS_DATABASE_URL` `database.awards_url`. Nothing here judges whether the values make sense: [`plan`]
 //! compiles a [`RawConfig`] into a validated [`plan::Plan`] and reports every problem at once.
 
 pub mod plan;
@@ -32,7 +32,11 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSection {
+    /// The host platform's database, read by `[sources]`.
     pub url: String,
+    /// Where the evaluator's own tables live, if not in the host database (so the host can
+    /// be read with a read-only account).
+    pub awards_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +44,8 @@ pub struct DatabaseSection {
 pub struct EvaluationSection {
     /// IANA zone name; UTC when absent.
     pub timezone: Option<String>,
+    /// What a run does when another run holds the awards database's lock: "exit" or "wait".
+    pub when_locked: Option<String>,
 }
 
 /// Where the config comes from: the explicit path, the environment, or the default file.
@@ -61,6 +67,11 @@ pub fn load(path: &Path) -> Result<RawConfig> {
         && !url.is_empty()
     {
         raw.database.url = url;
+    }
+    if let Ok(url) = std::env::var("ACCOLADE_AWARDS_DATABASE_URL")
+        && !url.is_empty()
+    {
+        raw.database.awards_url = Some(url);
     }
     Ok(raw)
 }

@@ -21,6 +21,9 @@ use std::fmt;
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub database_url: String,
+    /// The awards database, when it is not the host database.
+    pub awards_url: Option<String>,
+    pub when_locked: WhenLocked,
     pub timezone: Tz,
     pub sources: SourceQueries,
     pub badges: Vec<Badge>,
@@ -30,6 +33,15 @@ impl Plan {
     pub fn badge(&self, id: &str) -> Option<&Badge> {
         self.badges.iter().find(|b| b.id == id)
     }
+}
+
+/// What a run does when another run holds the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenLocked {
+    /// Exit with code 2 and a message saying another run is in progress.
+    Exit,
+    /// Wait until the other run finishes.
+    Wait,
 }
 
 /// A badge as the plan knows it.
@@ -174,6 +186,14 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             Tz::UTC
         }),
     };
+    let when_locked = match raw.evaluation.when_locked.as_deref() {
+        None | Some("exit") => WhenLocked::Exit,
+        Some("wait") => WhenLocked::Wait,
+        Some(other) => {
+            errors.push(format!("[evaluation] when_locked = '{other}': expected \"exit\" or \"wait\""));
+            WhenLocked::Exit
+        }
+    };
     if raw.database.url.trim().is_empty() {
         errors.push("[database] url is empty".to_string());
     }
@@ -201,7 +221,7 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
         }
     }
     if errors.is_empty() {
-        Ok(Plan { database_url: raw.database.url, timezone, sources, badges })
+        Ok(Plan { database_url: raw.database.url, awards_url: raw.database.awards_url, when_locked, timezone, sources, badges })
     } else {
         Err(ConfigErrors(errors))
     }

@@ -5,8 +5,10 @@
 //! batch in its own transaction: a crash loses at most the batch in flight, and the next run
 //! inserts it. Migrations are the `.sql` files under `sql/<database>/`, applied in order.
 
+pub mod lock;
 mod migrate;
 
+pub use lock::{RunLock, acquire as acquire_lock};
 pub use migrate::migrate;
 
 use crate::config::plan::{Badge, BadgeStatus};

@@ -1,0 +1,101 @@
+//! One run at a time per awards database.
+//!
+//! PostgreSQL: a session advisory lock; MySQL/MariaDB: `GET_LOCK`; SQLite: an OS file lock
+//! on `<database file>.accolade-lock`. All three are released by the server or the OS when
+//! the holder dies, so a killed run never leaves a stale lock behind.
+
+use super::Store;
+use crate::db::Db;
+use anyhow::{Context, Result, bail};
+use sqlx::pool::PoolConnection;
+use sqlx::{MySql, Postgres};
+use std::fs::File;
+use std::time::Duration;
+
+/// The advisory lock key: "accolade" in ASCII, so a DBA can recognise it in `pg_locks`.
+pub const ADVISORY_KEY: i64 = 0x6163_636f_6c61_6465;
+
+/// The MySQL lock name.
+pub const MYSQL_LOCK_NAME: &str = "accolade_run";
+
+/// How often a waiting run retries the lock.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// A held run lock; released when dropped (or when the process dies).
+pub struct RunLock {
+    _held: Held,
+}
+
+enum Held {
+    Postgres(PoolConnection<Postgres>),
+    MySql(PoolConnection<MySql>),
+    /// Held open for its OS lock.
+    File { _file: File },
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // Server-side locks belong to the session: closing the connection releases them,
+        // without an await in a destructor.
+        match self {
+            Held::Postgres(conn) => conn.close_on_drop(),
+            Held::MySql(conn) => conn.close_on_drop(),
+            Held::File { .. } => {}
+        }
+    }
+}
+
+/// Takes the run lock of `store`'s database, waiting for it if `wait`, else failing with a
+/// message that another run holds it.
+pub async fn acquire(store: &Store, wait: bool) -> Result<RunLock> {
+    loop {
+        if let Some(held) = try_acquire(store.db()).await? {
+            return Ok(RunLock { _held: held });
+        }
+        if !wait {
+            bail!(
+                "another accolade run holds the lock on the awards database; exiting \
+                 (set [evaluation] when_locked = \"wait\" to wait for it instead)"
+            );
+        }
+        tracing::info!("another run holds the lock; waiting");
+        tokio::time::sleep(RETRY_EVERY).await;
+    }
+}
+
+async fn try_acquire(db: &Db) -> Result<Option<Held>> {
+    match db {
+        Db::Postgres(pool) => {
+            let mut conn = pool.acquire().await.context("connecting for the run lock")?;
+            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+                .bind(ADVISORY_KEY)
+                .fetch_one(&mut *conn)
+                .await
+                .context("taking the run lock")?;
+            Ok(got.then_some(Held::Postgres(conn)))
+        }
+        Db::MySql(pool) => {
+            let mut conn = pool.acquire().await.context("connecting for the run lock")?;
+            let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
+                .bind(MYSQL_LOCK_NAME)
+                .fetch_one(&mut *conn)
+                .await
+                .context("taking the run lock")?;
+            Ok((got == Some(1)).then_some(Held::MySql(conn)))
+        }
+        Db::Sqlite(pool) => {
+            let path = format!("{}.accolade-lock", pool.connect_options().get_filename().display());
+            let file = File::options()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("opening the lock file {path}"))?;
+            match file.try_lock() {
+                Ok(()) => Ok(Some(Held::File { _file: file })),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {path}")),
+            }
+        }
+    }
+}
