@@ -221,7 +221,14 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
         }
     }
     if errors.is_empty() {
-        Ok(Plan { database_url: raw.database.url, awards_url: raw.database.awards_url, when_locked, timezone, sources, badges })
+        Ok(Plan {
+            database_url: raw.database.url,
+            awards_url: raw.database.awards_url,
+            when_locked,
+            timezone,
+            sources,
+            badges,
+        })
     } else {
         Err(ConfigErrors(errors))
     }

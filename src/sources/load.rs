@@ -29,7 +29,14 @@ pub async fn prepare_columns(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec
 
 async fn load_source(db: &Db, kind: SourceKind, sql: &str) -> Result<DataFrame> {
     let started = std::time::Instant::now();
-    let frame = crate::with_pool!(db, pool => load_with(pool, kind, sql).await?);
+    let frame = match db {
+        Db::Postgres(pool) => {
+            let (height, builders) = super::copy::load(pool, kind, sql).await?;
+            finish(kind, height, builders)?
+        }
+        Db::Sqlite(pool) => load_with(pool, kind, sql).await?,
+        Db::MySql(pool) => load_with(pool, kind, sql).await?,
+    };
     tracing::debug!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
     Ok(frame)
 }
@@ -46,7 +53,7 @@ where
 }
 
 /// Maps each spec'd column to its index in the result, failing on a missing required column.
-fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usize, ColumnBuilder)>> {
+pub(super) fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usize, ColumnBuilder)>> {
     let mut mapped = Vec::new();
     for spec in kind.columns() {
         match names.iter().position(|n| n.eq_ignore_ascii_case(spec.name)) {
@@ -82,9 +89,14 @@ where
         }
         debug_assert!(row.len() >= columns.len());
     }
-    let columns = columns
+    finish(kind, height, columns.into_iter().map(|(_, b)| b).collect())
+}
+
+/// The frame of a source from its finished column builders.
+fn finish(kind: SourceKind, height: usize, builders: Vec<ColumnBuilder>) -> Result<DataFrame> {
+    let columns = builders
         .into_iter()
-        .map(|(_, b)| b.finish())
+        .map(ColumnBuilder::finish)
         .collect::<PolarsResult<Vec<_>>>()
         .with_context(|| format!("source '{kind}': building its frame"))?;
     DataFrame::new(height, columns).with_context(|| format!("source '{kind}': building its frame"))

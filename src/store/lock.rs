@@ -30,7 +30,9 @@ enum Held {
     Postgres(PoolConnection<Postgres>),
     MySql(PoolConnection<MySql>),
     /// Held open for its OS lock.
-    File { _file: File },
+    File {
+        _file: File,
+    },
 }
 
 impl Drop for Held {
