@@ -9,6 +9,7 @@ use crate::config::{self, plan};
 use crate::db::Db;
 use crate::sources::{self, SourceKind};
 use anyhow::Result;
+use std::collections::{BTreeSet, HashSet};
 use std::path::Path;
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -16,7 +17,10 @@ pub struct Opts {}
 
 pub async fn run(config_path: Option<&Path>, _opts: Opts) -> Result<Outcome> {
     let path = config::locate(config_path);
-    let problems = problems(&path).await?;
+    let Report { problems, warnings } = report(&path).await;
+    for warning in &warnings {
+        println!("warning: {warning}");
+    }
     if problems.is_empty() {
         println!("{}: OK", path.display());
         return Ok(Outcome::Success);
@@ -29,33 +33,85 @@ pub async fn run(config_path: Option<&Path>, _opts: Opts) -> Result<Outcome> {
     Ok(Outcome::Failed)
 }
 
+/// What `check` found: problems (exit 1) and warnings (reported only).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
 /// Every problem in the config file at `path`, including its source queries.
-pub async fn problems(path: &Path) -> Result<Vec<String>> {
+pub async fn problems(path: &Path) -> Vec<String> {
+    report(path).await.problems
+}
+
+/// Every problem and warning for the config file at `path`.
+pub async fn report(path: &Path) -> Report {
     let raw = match config::load(path) {
         Ok(raw) => raw,
-        Err(error) => return Ok(vec![format!("{error:#}")]),
+        Err(error) => return Report { problems: vec![format!("{error:#}")], warnings: Vec::new() },
     };
     let url = raw.database.url.clone();
     let queries: Vec<(String, String)> = raw.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut problems = match plan::compile(raw) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.0,
+    let (mut problems, plan) = match plan::compile(raw) {
+        Ok(plan) => (Vec::new(), Some(plan)),
+        Err(errors) => (errors.0, None),
     };
+    let mut warnings = Vec::new();
     match Db::connect(&url).await {
         Ok(db) => {
+            let mut sources_ok = true;
             for (name, sql) in queries {
-                let Some(kind) = SourceKind::from_name(&name) else {
-                    continue;
-                };
+                let Some(kind) = SourceKind::from_name(&name) else { continue };
                 if let Some(problem) = check_source(&db, kind, &sql).await {
                     problems.push(problem);
+                    sources_ok = false;
+                }
+            }
+            if let (Some(plan), true) = (&plan, sources_ok) {
+                match unknown_metrics(plan, &db).await {
+                    Ok(found) => warnings.extend(found),
+                    Err(error) => problems.push(format!("{error:#}")),
                 }
             }
             db.close().await;
         }
         Err(error) => problems.push(format!("[database] {error:#}")),
     }
-    Ok(problems)
+    Report { problems, warnings }
+}
+
+/// Formula metrics the `metrics` source has no row for (they evaluate as 0 until it does).
+async fn unknown_metrics(plan: &plan::Plan, db: &Db) -> Result<Vec<String>> {
+    let used: Vec<(&str, String)> = plan
+        .badges
+        .iter()
+        .filter_map(|b| match &b.criterion {
+            plan::Criterion::Formula { tree, .. } => Some((b.id.as_str(), tree)),
+            _ => None,
+        })
+        .flat_map(|(id, tree)| crate::formula::compile::host_metrics(tree).into_iter().map(move |m| (id, m)))
+        .collect();
+    if used.is_empty() || !plan.sources.contains_key(&SourceKind::Metrics) {
+        return Ok(Vec::new());
+    }
+    let wanted = BTreeSet::from([SourceKind::Metrics]);
+    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted).await?;
+    let known: HashSet<String> = snapshot
+        .frame(SourceKind::Metrics)
+        .and_then(|df| df.column("name").ok())
+        .and_then(|c| c.str().ok().map(|s| s.iter().flatten().map(str::to_string).collect()))
+        .unwrap_or_default();
+    Ok(used
+        .into_iter()
+        .filter(|(_, metric)| !known.contains(metric))
+        .map(|(id, metric)| {
+            format!(
+                "badge '{id}': the metrics source has no metric named '{metric}' \
+                 (metric.{metric} is 0 for everyone until it does)"
+            )
+        })
+        .collect())
 }
 
 async fn check_source(db: &Db, kind: SourceKind, sql: &str) -> Option<String> {
