@@ -31,11 +31,18 @@ pub enum Rule {
 }
 
 /// A training id as the config writes it: text or a number, compared as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum TrainingRef {
     Text(String),
     Number(i64),
+}
+
+/// Always text, so `training = 101` and `training = "101"` are the same rule.
+impl Serialize for TrainingRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.as_text())
+    }
 }
 
 impl TrainingRef {
@@ -88,11 +95,8 @@ impl Rule {
                 let eligible_from = features.eligible_from(*min);
                 Check {
                     label: format!("account age >= {min}, not blocked"),
-                    pass: col("blocked").not().and(eligible_from.clone().lt_eq(features.as_of_local())),
-                    shown: vec![
-                        Shown::local_time("eligible from", eligible_from),
-                        Shown::flag("blocked", col("blocked")),
-                    ],
+                    pass: col("blocked").not().and(eligible_from.clone().lt_eq(features.as_of())),
+                    shown: vec![Shown::instant("eligible from", eligible_from), Shown::flag("blocked", col("blocked"))],
                 }
             }
             Rule::PostsSent { min } => {

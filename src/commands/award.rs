@@ -9,10 +9,10 @@ use super::{Outcome, connect, load_plan};
 use crate::config::plan::BadgeStatus;
 use crate::evaluate::awards_frame;
 use crate::sources::{self, SourceKind};
-use crate::store::{self, AwardSource};
+use crate::store::{self, AwardKind, AwardSource};
 use anyhow::{Context, Result, anyhow, bail};
-use chrono::Utc;
-use std::collections::{BTreeSet, HashSet};
+use chrono::{SubsecRound, Utc};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -79,7 +79,7 @@ pub async fn award(
     if let Some(refusal) = known.and_then(|s| store::rule_change_refusal(badge, s)) {
         bail!("{refusal}");
     }
-    store.record_badge(badge, known, Utc::now()).await?;
+    store.record_badge(badge, known, Utc::now().trunc_subsecs(0)).await?;
     let members = member_ids(plan, db).await?;
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
     let (known, unknown): (Vec<i64>, Vec<i64>) = wanted.into_iter().partition(|id| members.contains(id));
@@ -88,7 +88,10 @@ pub async fn award(
     let (already_held, awarded): (Vec<i64>, Vec<i64>) = known.into_iter().partition(|id| held.contains(id));
     let frame = awards_frame(vec![badge.id.clone(); awarded.len()], awarded.clone())?;
     // Conflicts (a concurrent award of the same pair) are no-ops: the pair is held either way.
-    store.insert_awards(&frame, Utc::now(), AwardSource::Manual, None).await?;
+    let manual = AwardKind { source: AwardSource::Manual, notify: true };
+    let now = Utc::now().trunc_subsecs(0);
+    store.insert_awards(&frame, now, &HashMap::new(), manual, None).await?;
+    store.release_notifications(plan.notifications.max_per_run, now).await?;
     Ok(AwardReport { awarded, already_held, unknown })
 }
 

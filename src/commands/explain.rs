@@ -87,7 +87,7 @@ pub fn render(
         out.push_str(&format!("\n{} ({}, {})\n", badge.id, badge.name, badge.status.as_str()));
         match held.get(badge.id.as_str()) {
             Some((award, run)) => {
-                let how = run.map_or_else(|| format!("{}", award.source), |r| format!("{}, run {r}", award.source));
+                let how = run.map_or_else(|| award.source.clone(), |r| format!("{}, run {r}", award.source));
                 out.push_str(&format!("  held since {} ({how})\n", award.awarded_at));
             }
             None => out.push_str("  not held\n"),

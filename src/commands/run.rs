@@ -1,20 +1,23 @@
 //! `accolade run`: one evaluation pass.
 //!
-//! Records the config's badges (refusing any whose published rule changed), loads the
-//! sources the evaluated badges need, computes every qualifying (badge, member) pair in bulk,
-//! removes existing awards with an anti-join, and inserts the rest, recording the run.
+//! Takes the run lock, records the config's badges (refusing any whose published rule
+//! changed), loads the sources the evaluated badges need, computes every qualifying (badge,
+//! member) pair in bulk, removes existing awards with an anti-join, and inserts the rest —
+//! as a backfill for badges evaluated for the first time since they were published — then
+//! releases queued notifications within `[notifications] max_per_run` and records the run.
 
 use super::{Outcome, connect, load_plan, print_table};
-use crate::config::plan::{Badge, BadgeStatus, Criterion, Plan, WhenLocked};
+use crate::config::plan::{Badge, BadgeStatus, Criterion, OnBackfill, Plan, WhenLocked};
 use crate::db::Db;
 use crate::evaluate::{Context, Evaluation};
 use crate::formula;
 use crate::instant;
-use crate::sources::{self, SourceKind};
-use crate::store::{self, AwardSource, BadgeOutcome, Store};
-use anyhow::{Result, bail};
+use crate::sources::{self, Shard, SourceKind};
+use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, Store};
+use anyhow::{Result, anyhow};
 use chrono::{DateTime, SubsecRound, Utc};
-use std::collections::{BTreeMap, BTreeSet};
+use polars::prelude::DataFrame;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -28,6 +31,20 @@ pub struct Opts {
     /// Evaluate only these badges (repeatable).
     #[arg(long = "badge", value_name = "ID")]
     pub badges: Vec<String>,
+    /// Evaluate only members with user_id mod N = I (default: $JOB_COMPLETION_INDEX with
+    /// [evaluation] shards, when both are set).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+}
+
+/// What one run is asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub as_of: Option<DateTime<Utc>>,
+    pub dry_run: bool,
+    /// Only these badges (all when empty).
+    pub only: Vec<String>,
+    pub shard: Option<Shard>,
 }
 
 /// What one badge did in a run.
@@ -37,6 +54,8 @@ pub struct BadgeReport {
     /// `evaluated`, `disabled`, `manual`, `skipped` (not selected), `refused` (its published
     /// rule changed) or `failed` (a column its formula needs is missing).
     pub status: &'static str,
+    /// Its awards in this run are its backfill (its first evaluation since it was published).
+    pub backfill: bool,
     /// New awards (inserted, or that would be inserted in a dry run).
     pub new_awards: u64,
     pub message: Option<String>,
@@ -48,7 +67,10 @@ pub struct RunReport {
     pub run_id: Option<i64>,
     pub as_of: DateTime<Utc>,
     pub dry_run: bool,
+    pub shard: Option<Shard>,
     pub badges: Vec<BadgeReport>,
+    /// Notifications moved to `pending` for the mailer.
+    pub notifications_released: u64,
 }
 
 impl RunReport {
@@ -60,23 +82,47 @@ impl RunReport {
     pub fn new_awards(&self, badge_id: &str) -> u64 {
         self.badges.iter().find(|b| b.badge_id == badge_id).map_or(0, |b| b.new_awards)
     }
+
+    pub fn total_new_awards(&self) -> u64 {
+        self.badges.iter().map(|b| b.new_awards).sum()
+    }
 }
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
     let as_of = match &opts.as_of {
-        Some(text) => Some(instant::parse_as_of(text, &plan.timezone).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?),
+        Some(text) => Some(instant::parse_as_of(text, &plan.timezone).map_err(|e| anyhow!("--as-of: {e}"))?),
         None => None,
     };
+    let shard = match &opts.shard {
+        Some(text) => Some(Shard::parse(text).map_err(|e| anyhow!("--shard: {e}"))?),
+        None => Shard::from_environment(plan.shards)?,
+    };
+    let options = RunOptions { as_of, dry_run: opts.dry_run, only: opts.badges, shard };
     let (db, store) = connect(&plan).await?;
-    let report = execute(&plan, &db, &store, as_of, opts.dry_run, &opts.badges).await;
+    let report = execute_with(&plan, &db, &store, &options).await;
     super::disconnect(&db, &store).await;
-    let report = report?;
-    print_report(&report);
-    Ok(if report.refused() { Outcome::Failed } else { Outcome::Success })
+    match report {
+        Ok(report) => {
+            print_report(&report);
+            Ok(if report.refused() { Outcome::Failed } else { Outcome::Success })
+        }
+        // Started (config, database and lock were fine) but could not finish: the run is
+        // recorded as failed; nothing committed is lost, and the next run completes the work.
+        Err(error) if error.downcast_ref::<NotStarted>().is_none() => {
+            eprintln!("error: {error:#}");
+            Ok(Outcome::Failed)
+        }
+        Err(error) => Err(error),
+    }
 }
 
-/// One evaluation pass against `db` (host) and `store` (awards).
+/// Marks errors that stopped a run before it started (the run lock, migrations).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotStarted(String);
+
+/// One evaluation pass against `db` (host) and `store` (awards), unsharded.
 pub async fn execute(
     plan: &Plan,
     db: &Db,
@@ -85,57 +131,83 @@ pub async fn execute(
     dry_run: bool,
     only: &[String],
 ) -> Result<RunReport> {
-    for id in only {
+    let options = RunOptions { as_of, dry_run, only: only.to_vec(), shard: None };
+    execute_with(plan, db, store, &options).await
+}
+
+/// One evaluation pass. Needs a multi-threaded Tokio runtime: evaluation runs on a blocking
+/// thread so that it never stalls the runtime.
+pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOptions) -> Result<RunReport> {
+    for id in &options.only {
         if plan.badge(id).is_none() {
-            bail!("--badge {id}: no badge with that id in the config");
+            return Err(NotStarted(format!("--badge {id}: no badge with that id in the config")).into());
         }
     }
-    // Whole seconds: awards and runs carry readable instants, and a replay can name them.
     // A dry run writes nothing, so it neither waits for nor blocks a real run.
-    let _lock = match dry_run {
-        false => Some(store::acquire_lock(store, plan.when_locked == WhenLocked::Wait).await?),
+    let _lock = match options.dry_run {
+        false => Some(
+            store::acquire_lock(store, options.shard, plan.when_locked == WhenLocked::Wait)
+                .await
+                .map_err(|e| NotStarted(format!("{e:#}")))?,
+        ),
         true => None,
     };
     let started = Utc::now().trunc_subsecs(0);
-    let as_of = as_of.unwrap_or(started);
-    if !dry_run {
-        store::migrate(store).await?;
+    let as_of = options.as_of.unwrap_or(started);
+    if !options.dry_run {
+        store::migrate(store).await.map_err(|e| NotStarted(format!("{e:#}")))?;
     }
-    let mut reports = record_badges(plan, store, started, dry_run).await?;
+    let mut reports = record_badges(plan, store, started, options.dry_run).await?;
+    let shard_key = options.shard.map_or_else(|| "0/1".to_string(), |s| s.to_string());
+    let backfilled = store.backfilled(&shard_key).await?;
     let evaluated: Vec<&Badge> = plan
         .badges
         .iter()
         .filter(|b| reports[&b.id].status == "evaluated")
-        .filter(|b| only.is_empty() || only.contains(&b.id))
+        .filter(|b| options.only.is_empty() || options.only.contains(&b.id))
         .collect();
     for report in reports.values_mut() {
         if report.status == "evaluated" && !evaluated.iter().any(|b| b.id == report.badge_id) {
             report.status = "skipped";
         }
+        report.backfill = report.status == "evaluated" && !backfilled.contains(&report.badge_id);
     }
-    let run_id = if dry_run { None } else { Some(store.begin_run(started, as_of).await?) };
-    let outcome = evaluate_and_store(plan, db, store, &evaluated, as_of, run_id).await;
-    match outcome {
+    let run_id = if options.dry_run { None } else { Some(store.begin_run(started, as_of).await?) };
+    let kinds = award_kinds(plan, &reports);
+    let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds };
+    match evaluate_and_store(&target, &evaluated).await {
         Ok(evaluated) => {
-            for (badge_id, count) in evaluated.counts {
-                if let Some(report) = reports.get_mut(&badge_id) {
-                    report.new_awards = count;
-                }
-            }
-            for (badge_id, message) in evaluated.failed {
-                tracing::error!(badge = %badge_id, "{message}");
-                if let Some(report) = reports.get_mut(&badge_id) {
-                    report.status = "failed";
-                    report.message = Some(message);
-                }
-            }
+            apply(&mut reports, evaluated);
             let badges: Vec<BadgeReport> = plan.badges.iter().filter_map(|b| reports.remove(&b.id)).collect();
+            let mut released = 0;
             if let Some(run_id) = run_id {
-                let result =
-                    if badges.iter().any(|b| matches!(b.status, "refused" | "failed")) { "partial" } else { "success" };
-                store.finish_run(run_id, result, &outcomes(&badges), None).await?;
+                let done: Vec<String> = badges
+                    .iter()
+                    .filter(|b| b.backfill && b.status == "evaluated")
+                    .map(|b| b.badge_id.clone())
+                    .collect();
+                store.mark_backfilled(&done, &shard_key, started).await?;
+                released = store.release_notifications(plan.notifications.max_per_run, started).await?;
+                let failed = badges.iter().any(|b| matches!(b.status, "refused" | "failed"));
+                store.finish_run(run_id, if failed { "partial" } else { "success" }, &outcomes(&badges), None).await?;
             }
-            Ok(RunReport { run_id, as_of, dry_run, badges })
+            let report = RunReport {
+                run_id,
+                as_of,
+                dry_run: options.dry_run,
+                shard: options.shard,
+                badges,
+                notifications_released: released,
+            };
+            tracing::info!(
+                run_id,
+                as_of = %instant::format_utc(as_of),
+                new_awards = report.total_new_awards(),
+                notifications_released = released,
+                refused = report.refused(),
+                "run finished"
+            );
+            Ok(report)
         }
         Err(error) => {
             if let Some(run_id) = run_id {
@@ -143,6 +215,36 @@ pub async fn execute(
                 store.finish_run(run_id, "failed", &[], Some(&message)).await?;
             }
             Err(error)
+        }
+    }
+}
+
+/// Each evaluated badge's award source and whether its members are told.
+fn award_kinds(plan: &Plan, reports: &BTreeMap<String, BadgeReport>) -> HashMap<String, AwardKind> {
+    reports
+        .values()
+        .map(|r| {
+            let kind = if r.backfill {
+                AwardKind { source: AwardSource::Backfill, notify: plan.notifications.on_backfill == OnBackfill::All }
+            } else {
+                AwardKind { source: AwardSource::Rule, notify: true }
+            };
+            (r.badge_id.clone(), kind)
+        })
+        .collect()
+}
+
+fn apply(reports: &mut BTreeMap<String, BadgeReport>, evaluated: Evaluated) {
+    for (badge_id, count) in evaluated.counts {
+        if let Some(report) = reports.get_mut(&badge_id) {
+            report.new_awards = count;
+        }
+    }
+    for (badge_id, message) in evaluated.failed {
+        tracing::error!(badge = %badge_id, "{message}");
+        if let Some(report) = reports.get_mut(&badge_id) {
+            report.status = "failed";
+            report.message = Some(message);
         }
     }
 }
@@ -171,10 +273,22 @@ async fn record_badges(
         if let Some(message) = &refusal {
             tracing::error!(badge = %badge.id, "{message}");
         }
-        let report = BadgeReport { badge_id: badge.id.clone(), status, new_awards: 0, message: refusal };
+        let report =
+            BadgeReport { badge_id: badge.id.clone(), status, backfill: false, new_awards: 0, message: refusal };
         reports.insert(badge.id.clone(), report);
     }
     Ok(reports)
+}
+
+/// Where a run's awards go.
+struct Target<'a> {
+    plan: &'a Plan,
+    db: &'a Db,
+    store: &'a Store,
+    as_of: DateTime<Utc>,
+    run_id: Option<i64>,
+    shard: Option<Shard>,
+    kinds: &'a HashMap<String, AwardKind>,
 }
 
 /// What evaluating and storing produced: new awards per badge, and badges that failed.
@@ -186,28 +300,28 @@ struct Evaluated {
 
 /// Loads what the badges need, evaluates them, and inserts new awards (only counts them,
 /// in a dry run).
-async fn evaluate_and_store(
-    plan: &Plan,
-    db: &Db,
-    store: &Store,
-    badges: &[&Badge],
-    as_of: DateTime<Utc>,
-    run_id: Option<i64>,
-) -> Result<Evaluated> {
+async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Evaluated> {
     if badges.is_empty() {
         return Ok(Evaluated::default());
     }
     let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
-    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted).await?;
+    let snapshot = sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard).await?;
     let (ready, failed) = split_by_columns(badges, &snapshot);
-    let ctx = Context { as_of, timezone: plan.timezone };
-    let evaluation = Evaluation::prepare(ctx, ready.iter().copied(), &snapshot)?;
     let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
-    let existing = store.existing_awards(&ids).await?;
-    let new = evaluation.new_awards(existing)?;
-    tracing::info!(new_awards = new.height(), "evaluated {} badges", ready.len());
-    let counts = match run_id {
-        Some(run_id) => store.insert_awards(&new, as_of, AwardSource::Rule, Some(run_id)).await?,
+    let existing = target.store.existing_awards(&ids).await?;
+    let ctx = Context { as_of: target.as_of, timezone: target.plan.timezone };
+    let ready: Vec<Badge> = ready.into_iter().cloned().collect();
+    let new = tokio::task::spawn_blocking(move || -> Result<DataFrame> {
+        Evaluation::prepare(ctx, ready.iter(), &snapshot)?.new_awards(existing)
+    })
+    .await
+    .map_err(|e| anyhow!("evaluation stopped: {e}"))??;
+    tracing::info!(new_awards = new.height(), "evaluated {} badges", ids.len());
+    let counts = match target.run_id {
+        Some(run_id) => {
+            let default = AwardKind { source: AwardSource::Rule, notify: true };
+            target.store.insert_awards(&new, target.as_of, target.kinds, default, Some(run_id)).await?
+        }
         None => count_per_badge(&new)?,
     };
     Ok(Evaluated { counts, failed })
@@ -236,7 +350,7 @@ fn split_by_columns<'a>(badges: &[&'a Badge], snapshot: &sources::Snapshot) -> (
     (ready, failed)
 }
 
-fn count_per_badge(awards: &polars::prelude::DataFrame) -> Result<Vec<(String, u64)>> {
+fn count_per_badge(awards: &DataFrame) -> Result<Vec<(String, u64)>> {
     let mut counts: Vec<(String, u64)> = Vec::new();
     let ids = awards.column("badge_id").and_then(|c| c.str().cloned())?;
     for id in ids.iter().flatten() {
@@ -262,26 +376,25 @@ fn outcomes(badges: &[BadgeReport]) -> Vec<BadgeOutcome> {
 
 /// Prints the per-badge summary of a run.
 pub fn print_report(report: &RunReport) {
-    let what = if report.dry_run {
-        "dry run (nothing written)".to_string()
-    } else {
-        report.run_id.map_or_else(|| "run".to_string(), |id| format!("run {id}"))
+    let what = match (report.dry_run, report.run_id) {
+        (true, _) => "dry run (nothing written)".to_string(),
+        (false, Some(id)) => format!("run {id}"),
+        (false, None) => "run".to_string(),
     };
-    println!("{what} as of {}", instant::format_utc(report.as_of));
+    let shard = report.shard.map(|s| format!(", shard {s}")).unwrap_or_default();
+    println!("{what} as of {}{shard}", instant::format_utc(report.as_of));
     let header = if report.dry_run { "would award" } else { "new awards" };
     let rows = report
         .badges
         .iter()
         .map(|b| {
-            vec![
-                b.badge_id.clone(),
-                b.status.to_string(),
-                b.new_awards.to_string(),
-                b.message.clone().unwrap_or_default(),
-            ]
+            let status = if b.backfill { format!("{} (backfill)", b.status) } else { b.status.to_string() };
+            vec![b.badge_id.clone(), status, b.new_awards.to_string(), b.message.clone().unwrap_or_default()]
         })
         .collect();
     print_table(&["badge", "status", header, "note"], rows);
-    let total: u64 = report.badges.iter().map(|b| b.new_awards).sum();
-    println!("{total} new awards");
+    println!("{} new awards", report.total_new_awards());
+    if report.notifications_released > 0 {
+        println!("{} notifications queued for the mailer", report.notifications_released);
+    }
 }

@@ -26,6 +26,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub sources: BTreeMap<String, String>,
     #[serde(default)]
+    pub notifications: NotificationsSection,
+    #[serde(default)]
     pub badges: Vec<toml::Table>,
 }
 
@@ -46,6 +48,17 @@ pub struct EvaluationSection {
     pub timezone: Option<String>,
     /// What a run does when another run holds the awards database's lock: "exit" or "wait".
     pub when_locked: Option<String>,
+    /// How many shards `$JOB_COMPLETION_INDEX` picks from (Kubernetes Indexed Jobs).
+    pub shards: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsSection {
+    /// Whether a badge's backfill awards are announced: "none" (default) or "all".
+    pub on_backfill: Option<String>,
+    /// At most this many notifications are released to the mailer per run.
+    pub max_per_run: Option<u64>,
 }
 
 /// Where the config comes from: the explicit path, the environment, or the default file.

@@ -24,6 +24,9 @@ pub struct Plan {
     /// The awards database, when it is not the host database.
     pub awards_url: Option<String>,
     pub when_locked: WhenLocked,
+    /// `[evaluation] shards`: the N of `$JOB_COMPLETION_INDEX`/N.
+    pub shards: Option<u32>,
+    pub notifications: Notifications,
     pub timezone: Tz,
     pub sources: SourceQueries,
     pub badges: Vec<Badge>,
@@ -33,6 +36,24 @@ impl Plan {
     pub fn badge(&self, id: &str) -> Option<&Badge> {
         self.badges.iter().find(|b| b.id == id)
     }
+}
+
+/// Notification settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Notifications {
+    pub on_backfill: OnBackfill,
+    /// Release at most this many notifications to the mailer per run (all when `None`).
+    pub max_per_run: Option<u64>,
+}
+
+/// Whether a badge's backfill (its first evaluation after it is published) is announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnBackfill {
+    /// Backfill awards are stored but nobody is notified.
+    #[default]
+    None,
+    /// Every backfill award is announced (within `max_per_run`).
+    All,
 }
 
 /// What a run does when another run holds the lock.
@@ -194,6 +215,18 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             WhenLocked::Exit
         }
     };
+    let on_backfill = match raw.notifications.on_backfill.as_deref() {
+        None | Some("none") => OnBackfill::None,
+        Some("all") => OnBackfill::All,
+        Some(other) => {
+            errors.push(format!("[notifications] on_backfill = '{other}': expected \"none\" or \"all\""));
+            OnBackfill::None
+        }
+    };
+    let notifications = Notifications { on_backfill, max_per_run: raw.notifications.max_per_run };
+    if raw.evaluation.shards == Some(0) {
+        errors.push("[evaluation] shards must be at least 1".to_string());
+    }
     if raw.database.url.trim().is_empty() {
         errors.push("[database] url is empty".to_string());
     }
@@ -225,6 +258,8 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             database_url: raw.database.url,
             awards_url: raw.database.awards_url,
             when_locked,
+            shards: raw.evaluation.shards,
+            notifications,
             timezone,
             sources,
             badges,

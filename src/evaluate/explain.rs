@@ -6,7 +6,6 @@
 use super::{Evaluation, Period, ShowAs};
 use crate::instant::{self, date_from_days, month_label};
 use anyhow::{Result, anyhow};
-use chrono::{DateTime, NaiveDateTime};
 use polars::prelude::*;
 
 /// A check's outcome for one member.
@@ -81,10 +80,6 @@ impl Evaluation {
                 .and_then(instant::from_micros)
                 .map(|t| t.with_timezone(&self.ctx.timezone).format("%Y-%m-%d %H:%M:%S %Z").to_string())
                 .unwrap_or_else(|| value.to_string()),
-            (_, ShowAs::LocalTime) => as_i64()
-                .and_then(DateTime::from_timestamp_micros)
-                .map(|t| naive_label(t.naive_utc()))
-                .unwrap_or_else(|| value.to_string()),
             (_, ShowAs::PeriodKey(Period::Week)) => {
                 as_i64().and_then(date_from_days).map(|d| d.to_string()).unwrap_or_else(|| value.to_string())
             }
@@ -93,8 +88,4 @@ impl Evaluation {
             _ => value.to_string(),
         }
     }
-}
-
-fn naive_label(wall: NaiveDateTime) -> String {
-    wall.format("%Y-%m-%d %H:%M:%S").to_string()
 }

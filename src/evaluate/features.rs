@@ -89,15 +89,16 @@ impl FeatureSet {
         (count, key)
     }
 
-    /// The local wall-clock instant (µs) at which a member's account is `span` old.
+    /// The instant (µs) at which a member's account is `span` old: `span` added to the
+    /// creation instant on the calendar of the evaluation timezone. Adding in the zone (not on
+    /// wall-clock readings) keeps it an instant, so eligibility never goes back when clocks
+    /// do; a result inside a skipped hour moves forward out of it.
     pub fn eligible_from(&self, span: CalendarSpan) -> Expr {
-        col("created_local").dt().offset_by(lit(span.polars_offset())).dt().timestamp(TimeUnit::Microseconds)
-    }
-
-    /// The evaluation instant as a local wall-clock reading (µs), to compare with
-    /// [`Self::eligible_from`].
-    pub fn as_of_local(&self) -> Expr {
-        lit(self.ctx.as_of_local_micros())
+        self.local_zoned(col("created_zoned"))
+            .dt()
+            .offset_by(lit(span.polars_offset()))
+            .dt()
+            .timestamp(TimeUnit::Microseconds)
     }
 
     /// The evaluation instant (µs since the epoch, UTC).
@@ -119,14 +120,14 @@ impl FeatureSet {
     }
 
     /// Members created at or before the evaluation instant, with their base columns:
-    /// `user_id`, `created_at` (µs), `created_local` (local wall clock), `blocked`, and
+    /// `user_id`, `created_at` (µs), `created_zoned` (the datetime), `blocked`, and
     /// `avatar_changed` when the users source has it.
     fn members(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
         let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
         let mut columns = vec![
             col("user_id"),
             micros(col("created_at")).alias("created_at"),
-            self.local_wall(col("created_at")).alias("created_local"),
+            col("created_at").alias("created_zoned"),
             col("blocked").fill_null(lit(false)),
         ];
         if snapshot.has_column(SourceKind::Users, "avatar_changed") {
@@ -270,11 +271,6 @@ impl FeatureSet {
     /// A UTC datetime column converted to the evaluation timezone (still an instant).
     fn local_zoned(&self, instant: Expr) -> Expr {
         instant.dt().convert_time_zone(self.ctx.polars_timezone())
-    }
-
-    /// A UTC datetime column as naive local wall-clock readings.
-    fn local_wall(&self, instant: Expr) -> Expr {
-        self.local_zoned(instant).dt().replace_time_zone(None, lit("raise"), NonExistent::Raise)
     }
 }
 

@@ -32,10 +32,6 @@ impl Context {
         instant::to_micros(self.as_of)
     }
 
-    pub fn as_of_local_micros(&self) -> i64 {
-        instant::utc_to_local(self.as_of, &self.timezone).and_utc().timestamp_micros()
-    }
-
     pub fn polars_timezone(&self) -> TimeZone {
         TimeZone::from_chrono(&self.timezone)
     }
@@ -100,8 +96,6 @@ pub enum ShowAs {
     Text,
     /// µs since the epoch, UTC.
     Instant,
-    /// µs of a local wall-clock reading.
-    LocalTime,
     /// A week key (local days of its Monday) or a month key.
     PeriodKey(Period),
 }
@@ -116,8 +110,8 @@ impl Shown {
     pub fn period(period: Period, expr: Expr) -> Self {
         Shown { name: period_name(period), expr, format: ShowAs::PeriodKey(period) }
     }
-    pub fn local_time(name: &'static str, expr: Expr) -> Self {
-        Shown { name, expr, format: ShowAs::LocalTime }
+    pub fn instant(name: &'static str, expr: Expr) -> Self {
+        Shown { name, expr, format: ShowAs::Instant }
     }
 }
 

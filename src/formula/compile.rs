@@ -250,8 +250,8 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
             let span = CalendarSpan::parse(&duration.value)
                 .unwrap_or(CalendarSpan { count: 0, unit: crate::instant::CalendarUnit::Days });
             let reached = features.eligible_from(span);
-            let pass = compare(features.as_of_local(), *op, reached.clone());
-            (pass, vec![Shown::local_time("reached on", reached)])
+            let pass = compare(features.as_of(), *op, reached.clone());
+            (pass, vec![Shown::instant("reached on", reached)])
         }
     };
     Check { label, pass, shown }

@@ -196,8 +196,8 @@ mod tests {
 
     #[test]
     fn timestamps_are_shifted_from_the_postgres_epoch() {
-        let cell = decode(Wire::Stamp, &0i64.to_be_bytes());
-        assert_eq!(cell, Ok(Cell::Micros(PG_EPOCH_MICROS)));
+        let bytes = 0i64.to_be_bytes();
+        assert_eq!(decode(Wire::Stamp, &bytes), Ok(Cell::Micros(PG_EPOCH_MICROS)));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Running `[sources]` queries and streaming their rows into Polars columns.
 
 use super::decode::{CellRow, ColumnBuilder};
-use super::{Snapshot, SourceKind, SourceQueries};
+use super::{Shard, Snapshot, SourceKind, SourceQueries};
 use crate::db::Db;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::TryStreamExt;
@@ -11,11 +11,26 @@ use std::collections::BTreeSet;
 
 /// Loads every requested source concurrently into one snapshot.
 pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<SourceKind>) -> Result<Snapshot> {
+    load_snapshot_shard(db, queries, wanted, None).await
+}
+
+/// Loads every requested source concurrently, only the rows of one shard's members if given
+/// (the filter is pushed into each query, so other shards' rows never leave the database).
+pub async fn load_snapshot_shard(
+    db: &Db,
+    queries: &SourceQueries,
+    wanted: &BTreeSet<SourceKind>,
+    shard: Option<Shard>,
+) -> Result<Snapshot> {
     let loads = wanted.iter().map(|&kind| async move {
         let sql = queries
             .get(&kind)
             .ok_or_else(|| anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query"))?;
-        let frame = load_source(db, kind, sql).await?;
+        let sql = match shard {
+            Some(shard) => shard.filter(sql),
+            None => sql.clone(),
+        };
+        let frame = load_source(db, kind, &sql).await?;
         Ok::<_, anyhow::Error>((kind, frame))
     });
     let frames = futures_util::future::try_join_all(loads).await?;

@@ -10,7 +10,7 @@ mod copy;
 pub mod decode;
 mod load;
 
-pub use load::{load_snapshot, prepare_columns};
+pub use load::{load_snapshot, load_snapshot_shard, prepare_columns};
 
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -181,5 +181,47 @@ impl Snapshot {
     /// Whether the source was loaded and returned this (optional) column.
     pub fn has_column(&self, kind: SourceKind, column: &str) -> bool {
         self.frame(kind).is_some_and(|df| df.column(column).is_ok())
+    }
+}
+
+/// One of N slices of the members: those with `user_id mod N = I` (a non-negative modulo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Parses `I/N` with `0 <= I < N`.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let bad = || format!("'{text}' is not a shard: expected I/N with 0 <= I < N, e.g. 0/4");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The shard of a Kubernetes Indexed Job pod: `$JOB_COMPLETION_INDEX` of `shards`.
+    pub fn from_environment(shards: Option<u32>) -> anyhow::Result<Option<Shard>> {
+        let Ok(index) = std::env::var("JOB_COMPLETION_INDEX") else { return Ok(None) };
+        let Some(count) = shards else {
+            anyhow::bail!("JOB_COMPLETION_INDEX is set but [evaluation] shards is not: set how many shards there are");
+        };
+        Shard::parse(&format!("{index}/{count}")).map(Some).map_err(|e| anyhow::anyhow!("JOB_COMPLETION_INDEX: {e}"))
+    }
+
+    /// `sql` restricted to this shard's members.
+    pub fn filter(&self, sql: &str) -> String {
+        let n = self.count;
+        format!("SELECT * FROM ({sql}) AS accolade_shard WHERE ((user_id % {n}) + {n}) % {n} = {}", self.index)
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
     }
 }

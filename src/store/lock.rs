@@ -6,6 +6,7 @@
 
 use super::Store;
 use crate::db::Db;
+use crate::sources::Shard;
 use anyhow::{Context, Result, bail};
 use sqlx::pool::PoolConnection;
 use sqlx::{MySql, Postgres};
@@ -49,9 +50,10 @@ impl Drop for Held {
 
 /// Takes the run lock of `store`'s database, waiting for it if `wait`, else failing with a
 /// message that another run holds it.
-pub async fn acquire(store: &Store, wait: bool) -> Result<RunLock> {
+/// Shards of one evaluation lock separately, so the pods of an Indexed Job run side by side.
+pub async fn acquire(store: &Store, shard: Option<Shard>, wait: bool) -> Result<RunLock> {
     loop {
-        if let Some(held) = try_acquire(store.db()).await? {
+        if let Some(held) = try_acquire(store.db(), shard).await? {
             return Ok(RunLock { _held: held });
         }
         if !wait {
@@ -65,12 +67,21 @@ pub async fn acquire(store: &Store, wait: bool) -> Result<RunLock> {
     }
 }
 
-async fn try_acquire(db: &Db) -> Result<Option<Held>> {
+async fn try_acquire(db: &Db, shard: Option<Shard>) -> Result<Option<Held>> {
+    // Shard I of N gets its own key and name; the unsharded run keeps the base ones.
+    let (key, name, suffix) = match shard {
+        None => (ADVISORY_KEY, MYSQL_LOCK_NAME.to_string(), String::new()),
+        Some(s) => (
+            ADVISORY_KEY ^ ((i64::from(s.count) << 32) | i64::from(s.index + 1)),
+            format!("{MYSQL_LOCK_NAME}_{}_of_{}", s.index, s.count),
+            format!("-{}-of-{}", s.index, s.count),
+        ),
+    };
     match db {
         Db::Postgres(pool) => {
             let mut conn = pool.acquire().await.context("connecting for the run lock")?;
             let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(ADVISORY_KEY)
+                .bind(key)
                 .fetch_one(&mut *conn)
                 .await
                 .context("taking the run lock")?;
@@ -79,14 +90,14 @@ async fn try_acquire(db: &Db) -> Result<Option<Held>> {
         Db::MySql(pool) => {
             let mut conn = pool.acquire().await.context("connecting for the run lock")?;
             let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
-                .bind(MYSQL_LOCK_NAME)
+                .bind(&name)
                 .fetch_one(&mut *conn)
                 .await
                 .context("taking the run lock")?;
             Ok((got == Some(1)).then_some(Held::MySql(conn)))
         }
         Db::Sqlite(pool) => {
-            let path = format!("{}.accolade-lock", pool.connect_options().get_filename().display());
+            let path = format!("{}.accolade-lock{suffix}", pool.connect_options().get_filename().display());
             let file = File::options()
                 .create(true)
                 .truncate(false)

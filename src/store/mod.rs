@@ -7,6 +7,9 @@
 
 pub mod lock;
 mod migrate;
+mod outbox;
+
+pub use outbox::{LeaderboardRow, OutboxRow};
 
 pub use lock::{RunLock, acquire as acquire_lock};
 pub use migrate::migrate;
@@ -20,6 +23,7 @@ use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
+use std::collections::HashMap;
 
 /// Award rows per INSERT statement: 5 bound values each keeps a statement far below SQLite's
 /// 32,766-parameter limit (and, later, MySQL's 65,535 and PostgreSQL's 65,535).
@@ -28,6 +32,13 @@ pub const INSERT_BATCH_ROWS: usize = 1_000;
 /// INSERT statements per transaction: a commit every 20,000 awards bounds what a crash can
 /// undo while keeping commits (fsyncs) rare.
 pub const STATEMENTS_PER_TRANSACTION: usize = 20;
+
+/// How a badge's awards are stored: their source, and whether members are told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwardKind {
+    pub source: AwardSource,
+    pub notify: bool,
+}
 
 /// How an award came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,12 +231,8 @@ impl Store {
     }
 
     /// `INSERT ... VALUES ...` that skips rows whose key exists, in this database's words.
-    fn insert_ignore(&self, table: &str, rest: &str) -> AssertSqlSafe<String> {
-        let sql = match self.db.dialect() {
-            Dialect::MySql => format!("INSERT IGNORE INTO {table} {rest}"),
-            Dialect::Sqlite | Dialect::Postgres => format!("INSERT INTO {table} {rest} ON CONFLICT DO NOTHING"),
-        };
-        self.sql(&sql)
+    pub(crate) fn insert_ignore(&self, table: &str, rest: &str) -> AssertSqlSafe<String> {
+        self.sql(&format!("{}{rest}{}", self.insert_head(table), self.conflict_suffix()))
     }
 
     /// The existing awards of these badges as a `(badge_id, user_id)` frame.
@@ -252,13 +259,16 @@ impl Store {
         awards_frame(badges, users)
     }
 
-    /// Inserts awards `(badge_id, user_id)` that do not exist yet; returns how many were new
-    /// per badge id, in the order of the frame.
+    /// Inserts awards `(badge_id, user_id)` that do not exist yet, and queues the announced
+    /// ones in the outbox in the same transaction. `kinds` gives each badge's source and
+    /// whether its awards are announced (badges not in it: `default`). Returns how many awards
+    /// were new per badge id, in the order of the frame.
     pub async fn insert_awards(
         &self,
         awards: &DataFrame,
         awarded_at: DateTime<Utc>,
-        source: AwardSource,
+        kinds: &HashMap<String, AwardKind>,
+        default: AwardKind,
         run_id: Option<i64>,
     ) -> Result<Vec<(String, u64)>> {
         let badge_ids = awards.column("badge_id").and_then(|c| c.str().cloned())?;
@@ -268,11 +278,9 @@ impl Store {
             .zip(user_ids.iter())
             .map(|(b, u)| b.zip(u).ok_or_else(|| anyhow!("an award without badge or member")))
             .collect::<Result<_>>()?;
-        let (prefix, suffix) = match self.db.dialect() {
-            Dialect::MySql => ("INSERT IGNORE INTO", ""),
-            Dialect::Sqlite | Dialect::Postgres => ("INSERT INTO", " ON CONFLICT (badge_id, user_id) DO NOTHING"),
-        };
-        let head = format!("{prefix} accolade_awards (badge_id, user_id, awarded_at, source, run_id) ");
+        let head = self.insert_head("accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify)");
+        let suffix = self.conflict_suffix();
+        let queue_head = self.insert_head("accolade_outbox (badge_id, user_id, created_at, state)");
         let mut counts: Vec<(String, u64)> = Vec::new();
         for transaction_rows in rows.chunks(INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION) {
             with_pool!(&self.db, pool => {
@@ -280,20 +288,35 @@ impl Store {
                 for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
                     // One statement per badge in the batch, so rows_affected counts per badge.
                     for group in batch.chunk_by(|a, b| a.0 == b.0) {
+                        let badge = group[0].0;
+                        let kind = kinds.get(badge).copied().unwrap_or(default);
                         let mut query = QueryBuilder::new(head.as_str());
                         query.push_values(group, |mut row, (badge, user)| {
                             row.push_bind(*badge)
                                 .push_bind(*user)
                                 .push_bind(awarded_at)
-                                .push_bind(source.as_str())
-                                .push_bind(run_id);
+                                .push_bind(kind.source.as_str())
+                                .push_bind(run_id)
+                                .push_bind(kind.notify);
                         });
                         query.push(suffix);
                         let inserted =
                             query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
+                        // Queue what the stored awards say to announce: a pair that already
+                        // existed keeps its own flag, and the outbox key stops a second queueing.
+                        let mut queue = QueryBuilder::new(queue_head.as_str());
+                        queue.push("SELECT badge_id, user_id, ").push_bind(awarded_at);
+                        queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
+                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
+                        let mut list = queue.separated(", ");
+                        for (_, user) in group {
+                            list.push_bind(*user);
+                        }
+                        queue.push(")").push(suffix);
+                        queue.build().execute(&mut *tx).await.context("queueing notifications")?;
                         match counts.last_mut() {
-                            Some((badge, n)) if badge == group[0].0 => *n += inserted,
-                            _ => counts.push((group[0].0.to_string(), inserted)),
+                            Some((b, n)) if b == badge => *n += inserted,
+                            _ => counts.push((badge.to_string(), inserted)),
                         }
                     }
                 }
@@ -301,6 +324,23 @@ impl Store {
             })
         }
         Ok(counts)
+    }
+
+    /// `INSERT [IGNORE] INTO table (columns) ` for a conflict-ignoring insert.
+    fn insert_head(&self, table_and_columns: &str) -> String {
+        match self.db.dialect() {
+            Dialect::MySql => format!("INSERT IGNORE INTO {table_and_columns} "),
+            Dialect::Sqlite | Dialect::Postgres => format!("INSERT INTO {table_and_columns} "),
+        }
+    }
+
+    /// The ` ON CONFLICT (key) DO NOTHING` that ends a conflict-ignoring insert (nothing on
+    /// MySQL, where the head says IGNORE).
+    fn conflict_suffix(&self) -> &'static str {
+        match self.db.dialect() {
+            Dialect::MySql => "",
+            Dialect::Sqlite | Dialect::Postgres => " ON CONFLICT DO NOTHING",
+        }
     }
 
     /// Starts a run record and returns its id.
@@ -405,6 +445,11 @@ impl Store {
                 .context("reading awards")
         })
     }
+}
+
+/// A second copy of a prepared SQL string (each query takes its own).
+pub(crate) fn clone_sql(sql: &AssertSqlSafe<String>) -> AssertSqlSafe<String> {
+    AssertSqlSafe(sql.0.clone())
 }
 
 /// Rewrites `?` placeholders as `$1, $2, ...` for PostgreSQL (no `?` appears in our SQL

@@ -1,0 +1,5 @@
+mod cli;
+mod errors;
+mod lifecycle;
+mod rules;
+mod support;

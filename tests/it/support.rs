@@ -1,0 +1,419 @@
+//! A throwaway host database and the helpers every integration test uses.
+//!
+//! Tests talk to the host only through [`TestHost`]: setup SQL goes through [`TestHost::exec`]
+//! and stays portable (plain `CREATE TABLE` with INTEGER/TEXT/BOOLEAN columns, `INSERT ...
+//! VALUES`); the one dialect-specific value, a native timestamp, comes from
+//! [`TestHost::native_timestamp`]. Tests of rule semantics run once per [`Backend`]: each
+//! takes a `backend` parameter (rstest `#[values]`) and calls [`use_backend`] first, which
+//! makes [`TestHost::new`] create its database there, or skips the test with a message when
+//! that server is not reachable (and fails it instead when `CI` is set).
+//!
+//! PostgreSQL and MySQL hosts are fresh databases created through the admin URLs
+//! `ACCOLADE_TEST_PG_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`) and
+//! `ACCOLADE_TEST_MYSQL_URL` (default `mysql://root@127.0.0.1:3306/mysql`), dropped when the
+//! host is dropped.
+
+use accolade::commands::award::{AwardReport, award};
+use accolade::commands::run::{RunReport, execute};
+use accolade::config::plan::{Plan, compile};
+use accolade::db::Db;
+use accolade::store::{Store, StoredAward, StoredBadge};
+use chrono::{DateTime, Utc};
+use sqlx::AssertSqlSafe;
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// The kind of database a [`TestHost`] runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in the host's temporary directory.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server.
+    Postgres,
+    /// A fresh database on the MySQL/MariaDB server.
+    MySql,
+}
+
+thread_local! {
+    /// The backend [`TestHost::new`] uses on this thread (the test's own thread runs the
+    /// test body under `#[tokio::test]`).
+    static CURRENT: Cell<Backend> = const { Cell::new(Backend::Sqlite) };
+}
+
+/// Restores the previous backend when the test ends.
+pub struct BackendGuard(Backend);
+
+impl Drop for BackendGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
+    }
+}
+
+/// Makes `backend` the one [`TestHost::new`] uses, or returns `None` (the caller returns,
+/// skipping the test) when its server is unreachable and `CI` is not set.
+pub fn use_backend(backend: Backend) -> Option<BackendGuard> {
+    if !reachable(backend) {
+        let url = redacted_admin_url(backend);
+        if std::env::var_os("CI").is_some() {
+            panic!("{backend:?} is not reachable at {url}, and CI is set: the server must be up");
+        }
+        eprintln!("skipped on {backend:?}: no server at {url} (start it, or set ACCOLADE_TEST_*_URL)");
+        return None;
+    }
+    Some(BackendGuard(CURRENT.with(|c| c.replace(backend))))
+}
+
+fn admin_url(backend: Backend) -> String {
+    let (var, default) = match backend {
+        Backend::Sqlite => return String::new(),
+        Backend::Postgres => ("ACCOLADE_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
+        Backend::MySql => ("ACCOLADE_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/mysql"),
+    };
+    std::env::var(var).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_string())
+}
+
+fn redacted_admin_url(backend: Backend) -> String {
+    accolade::db::redact(&admin_url(backend))
+}
+
+/// Whether the backend's server accepts TCP connections (checked once per process).
+fn reachable(backend: Backend) -> bool {
+    static PG: OnceLock<bool> = OnceLock::new();
+    static MY: OnceLock<bool> = OnceLock::new();
+    let cell = match backend {
+        Backend::Sqlite => return true,
+        Backend::Postgres => &PG,
+        Backend::MySql => &MY,
+    };
+    *cell.get_or_init(|| {
+        let url = admin_url(backend);
+        let authority = url.split("://").nth(1).unwrap_or_default();
+        let host_port = authority.rsplit('@').next().unwrap_or_default().split('/').next().unwrap_or_default();
+        use std::net::ToSocketAddrs;
+        host_port
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .is_some_and(|addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok())
+    })
+}
+
+/// A URL like `admin` but naming database `name`.
+fn with_database(admin: &str, name: &str) -> String {
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[scheme_end..].find('/') {
+        Some(i) => &base[..scheme_end + i],
+        None => base,
+    };
+    format!("{root}/{name}{query}")
+}
+
+/// A fresh, empty host database that is also the awards database (as in production, unless
+/// configured apart). Dropped with its temporary directory (SQLite) or by `DROP DATABASE`.
+pub struct TestHost {
+    dir: TempDir,
+    backend: Backend,
+    url: String,
+    db: Db,
+    /// The server database to drop, for PostgreSQL and MySQL.
+    database: Option<String>,
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        let Some(name) = self.database.take() else { return };
+        let admin = admin_url(self.backend);
+        let backend = self.backend;
+        // Drop runs outside any async context we can await in: do it on a thread of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async move {
+                let admin = Db::connect(&admin).await.ok()?;
+                let sql = match backend {
+                    Backend::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    _ => format!("DROP DATABASE IF EXISTS {name}"),
+                };
+                let result = run_sql(&admin, &sql).await;
+                admin.close().await;
+                result.ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(()))) {
+            eprintln!("warning: could not drop test database {}", self.url);
+        }
+    }
+}
+
+async fn run_sql(db: &Db, sql: &str) -> Result<(), sqlx::Error> {
+    let sql = AssertSqlSafe(sql.to_string());
+    match db {
+        Db::Sqlite(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        Db::Postgres(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+        Db::MySql(pool) => sqlx::raw_sql(sql).execute(pool).await.map(|_| ()),
+    }
+}
+
+/// Splits setup SQL into statements at semicolons outside quotes.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for ch in sql.chars() {
+        match (quote, ch) {
+            (None, '\'' | '"') => quote = Some(ch),
+            (Some(q), c) if c == q => quote = None,
+            (None, ';') => {
+                if !current.trim().is_empty() {
+                    out.push(current.trim().to_string());
+                }
+                current.clear();
+                continue;
+            }
+            _ => {}
+        }
+        current.push(ch);
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// The canonical schema: accolade's own column names, portable SQL types. Timestamps are
+/// ISO-8601 text in UTC; booleans are BOOLEAN (written TRUE/FALSE).
+pub const CANONICAL_SCHEMA: &str = "
+CREATE TABLE users (user_id INTEGER NOT NULL, created_at TEXT NOT NULL, blocked BOOLEAN NOT NULL);
+CREATE TABLE posts (user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE connections (user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE trainings (user_id INTEGER NOT NULL, training_id TEXT NOT NULL, enrolled_at TEXT, progress INTEGER, passed BOOLEAN);
+";
+
+/// `[sources]` for [`CANONICAL_SCHEMA`].
+pub const CANONICAL_SOURCES: &str = r#"
+users = "SELECT user_id, created_at, blocked FROM users"
+posts = "SELECT user_id, created_at FROM posts"
+connections = "SELECT user_id, created_at FROM connections"
+trainings = "SELECT user_id, training_id, enrolled_at, progress, passed FROM trainings"
+"#;
+
+impl TestHost {
+    /// A host on this test's backend (see [`use_backend`]; SQLite by default).
+    pub async fn new() -> TestHost {
+        TestHost::on(CURRENT.with(Cell::get)).await
+    }
+
+    /// A host on `backend`.
+    pub async fn on(backend: Backend) -> TestHost {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let dir = tempfile::tempdir().expect("creating a temporary directory for the host");
+        let (url, database) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}", dir.path().join("host.db").display()), None),
+            Backend::Postgres | Backend::MySql => {
+                let nanos =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+                let name =
+                    format!("accolade_t{}_{}_{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+                let admin = Db::connect(&admin_url(backend)).await.expect("connecting to the test server");
+                run_sql(&admin, &format!("CREATE DATABASE {name}")).await.expect("creating a test database");
+                admin.close().await;
+                (with_database(&admin_url(backend), &name), Some(name))
+            }
+        };
+        let db = Db::connect_creating(&url).await.expect("connecting to the host database");
+        TestHost { dir, backend, url, db, database }
+    }
+
+    /// A host with [`CANONICAL_SCHEMA`] created.
+    pub async fn canonical() -> TestHost {
+        let host = TestHost::new().await;
+        host.exec(CANONICAL_SCHEMA).await;
+        host
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The temporary directory the host lives in (configs and exports may go there too).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs setup SQL (one or more statements separated by `;`).
+    pub async fn exec(&self, sql: &str) {
+        for statement in statements(sql) {
+            if let Err(error) = run_sql(&self.db, &statement).await {
+                panic!("setup SQL failed on {:?}: {error}\n{statement}", self.backend);
+            }
+        }
+    }
+
+    /// An SQL expression for the backend's native timestamp value of an RFC 3339 instant.
+    /// SQLite has no timestamp storage class: its date functions return text, so the
+    /// "native" value is what `datetime()` returns, stored in a DATETIME column.
+    pub fn native_timestamp(&self, rfc3339: &str) -> String {
+        let instant = at(rfc3339);
+        match self.backend {
+            Backend::Sqlite => format!("datetime('{}')", instant.format("%Y-%m-%d %H:%M:%S")),
+            Backend::Postgres => format!("TIMESTAMPTZ '{}'", instant.to_rfc3339()),
+            // DATETIME has no zone; accolade reads it as UTC.
+            Backend::MySql => format!("'{}'", instant.format("%Y-%m-%d %H:%M:%S")),
+        }
+    }
+
+    /// The column type that holds [`Self::native_timestamp`] values.
+    pub fn native_timestamp_type(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite | Backend::MySql => "DATETIME",
+            Backend::Postgres => "TIMESTAMPTZ",
+        }
+    }
+
+    /// Inserts members created at `created_at` (UTC text), not blocked, into the canonical
+    /// `users` table.
+    pub async fn add_members(&self, ids: impl IntoIterator<Item = i64>, created_at: &str) {
+        let rows: Vec<String> = ids.into_iter().map(|id| format!("({id}, '{created_at}', FALSE)")).collect();
+        self.exec(&format!("INSERT INTO users (user_id, created_at, blocked) VALUES {}", rows.join(", "))).await;
+    }
+
+    /// Inserts rows `(user_id, created_at)` into a canonical event table (`posts`,
+    /// `connections`), one per timestamp (UTC text).
+    pub async fn add_events(&self, table: &str, user_id: i64, timestamps: &[&str]) {
+        let rows: Vec<String> = timestamps.iter().map(|t| format!("({user_id}, '{t}')")).collect();
+        self.exec(&format!("INSERT INTO {table} (user_id, created_at) VALUES {}", rows.join(", "))).await;
+    }
+
+    /// A full config for this host with the evaluation timezone left at its default (UTC).
+    /// `sources` is the body of `[sources]`; `badges` is one or more `[[badges]]` tables.
+    pub fn config(&self, badges: &str, sources: &str) -> String {
+        format!("[database]\nurl = \"{}\"\n\n[sources]\n{}\n\n{}\n", self.url, sources.trim(), badges.trim())
+    }
+
+    /// [`Self::config`] with `[evaluation] timezone`.
+    pub fn config_in(&self, timezone: &str, badges: &str, sources: &str) -> String {
+        format!(
+            "[database]\nurl = \"{}\"\n\n[evaluation]\ntimezone = \"{timezone}\"\n\n[sources]\n{}\n\n{}\n",
+            self.url,
+            sources.trim(),
+            badges.trim()
+        )
+    }
+
+    /// Writes config text to a file in the host's directory and returns its path.
+    pub fn write_config(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir().join(name);
+        std::fs::write(&path, text).expect("writing a config file");
+        path
+    }
+
+    /// Compiles config text into a plan, panicking with every problem if it does not compile.
+    pub fn plan(&self, text: &str) -> Plan {
+        let raw = accolade::config::parse(text).expect("the config text should parse as TOML");
+        match compile(raw) {
+            Ok(plan) => plan,
+            Err(errors) => panic!("the config should compile:\n{errors}\n{text}"),
+        }
+    }
+
+    /// One evaluation pass as of `as_of`, like `accolade run --as-of`.
+    pub async fn run(&self, plan: &Plan, as_of: DateTime<Utc>) -> RunReport {
+        self.try_run(plan, as_of).await.unwrap_or_else(|e| panic!("the run should succeed: {e:#}"))
+    }
+
+    /// A run that may fail.
+    pub async fn try_run(&self, plan: &Plan, as_of: DateTime<Utc>) -> anyhow::Result<RunReport> {
+        self.execute(plan, as_of, false).await
+    }
+
+    /// A dry run (writes nothing).
+    pub async fn dry_run(&self, plan: &Plan, as_of: DateTime<Utc>) -> RunReport {
+        self.execute(plan, as_of, true).await.unwrap_or_else(|e| panic!("the dry run should succeed: {e:#}"))
+    }
+
+    async fn execute(&self, plan: &Plan, as_of: DateTime<Utc>, dry_run: bool) -> anyhow::Result<RunReport> {
+        let db = Db::connect(&self.url).await?;
+        let store = Store::new(db.clone());
+        let report = execute(plan, &db, &store, Some(as_of), dry_run, &[]).await;
+        db.close().await;
+        report
+    }
+
+    /// A manual award, like `accolade award --badge ID --users ...`.
+    pub async fn award(&self, plan: &Plan, badge_id: &str, ids: &[i64]) -> anyhow::Result<AwardReport> {
+        let db = Db::connect(&self.url).await?;
+        let store = Store::new(db.clone());
+        let report = award(plan, &db, &store, badge_id, ids).await;
+        db.close().await;
+        report
+    }
+
+    fn store(&self) -> Store {
+        Store::new(self.db.clone())
+    }
+
+    /// Every award as `(badge_id, user_id)`, sorted.
+    pub async fn awards(&self) -> Vec<(String, i64)> {
+        self.stored_awards().await.into_iter().map(|a| (a.badge_id, a.user_id)).collect()
+    }
+
+    /// The members holding one badge, sorted.
+    pub async fn holders(&self, badge_id: &str) -> Vec<i64> {
+        self.awards().await.into_iter().filter(|(b, _)| b == badge_id).map(|(_, u)| u).collect()
+    }
+
+    /// Every award row, sorted by badge then member.
+    pub async fn stored_awards(&self) -> Vec<StoredAward> {
+        self.store().awards(&[]).await.expect("reading the awards table")
+    }
+
+    /// The badges as the awards database records them.
+    pub async fn stored_badges(&self) -> Vec<StoredBadge> {
+        self.store().badges().await.expect("reading the badges table")
+    }
+
+    /// Whether the evaluator's tables exist.
+    pub async fn is_migrated(&self) -> bool {
+        self.store().is_migrated().await.expect("inspecting the awards database")
+    }
+}
+
+/// An instant from RFC 3339 text.
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .unwrap_or_else(|e| panic!("'{rfc3339}' is not RFC 3339: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// A published badge whose name is its id.
+pub fn badge(id: &str, rule: &str) -> String {
+    format!("[[badges]]\nid = \"{id}\"\nname = \"{id}\"\nrule = {rule}\n\n")
+}
+
+/// A published manual badge whose name is its id.
+pub fn manual_badge(id: &str) -> String {
+    format!("[[badges]]\nid = \"{id}\"\nname = \"{id}\"\nmanual = true\n\n")
+}
+
+/// `(badge_id, user_id)` pairs, for comparing with [`TestHost::awards`].
+pub fn pairs(items: &[(&str, i64)]) -> Vec<(String, i64)> {
+    items.iter().map(|(b, u)| (b.to_string(), *u)).collect()
+}
+
+/// The status a run report gives one badge.
+pub fn status<'a>(report: &'a RunReport, badge_id: &str) -> &'a str {
+    report
+        .badges
+        .iter()
+        .find(|b| b.badge_id == badge_id)
+        .map(|b| b.status)
+        .unwrap_or_else(|| panic!("the report has no badge '{badge_id}'"))
+}
