@@ -7,10 +7,12 @@
 
 pub mod commands;
 pub mod config;
+pub mod cron;
 pub mod db;
 pub mod evaluate;
 pub mod formula;
 pub mod instant;
+pub mod metrics;
 pub mod rules;
 pub mod sources;
 pub mod store;

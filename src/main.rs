@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    accolade::telemetry::init();
-    accolade::commands::main(accolade::commands::Cli::parse()).await
+    let cli = accolade::commands::Cli::parse();
+    accolade::telemetry::init(cli.log_format);
+    accolade::commands::main(cli).await
 }

@@ -1,10 +1,50 @@
-//! Logging set-up: human-readable logs on standard error, filtered by `ACCOLADE_LOG`
-//! (a tracing filter such as `info` or `accolade=debug`; default `warn`).
+//! Logs and progress: human-readable logs on standard error, or JSON lines for log
+//! collectors (`--log-format json` / `ACCOLADE_LOG_FORMAT=json`), filtered by `ACCOLADE_LOG`
+//! (a tracing filter such as `info` or `accolade=debug`; default `info`). Progress spinners
+//! show long phases only when standard error is a terminal and logs are not JSON.
 
+use std::io::IsTerminal;
+use std::sync::OnceLock;
 use tracing_subscriber::EnvFilter;
 
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+static PROGRESS: OnceLock<bool> = OnceLock::new();
+
 /// Installs the global subscriber once; later calls (in tests) are no-ops.
-pub fn init() {
-    let filter = EnvFilter::try_from_env("ACCOLADE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("ACCOLADE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+    let _ = PROGRESS.set(format == LogFormat::Text && std::io::stderr().is_terminal());
+}
+
+/// A spinner for one phase of a run, cleared when dropped; nothing unless progress is shown.
+pub struct Phase(Option<indicatif::ProgressBar>);
+
+/// Starts showing `message` as a phase in progress.
+pub fn phase(message: &'static str) -> Phase {
+    if !PROGRESS.get().copied().unwrap_or(false) {
+        return Phase(None);
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    Phase(Some(bar))
+}
+
+impl Drop for Phase {
+    fn drop(&mut self) {
+        if let Some(bar) = self.0.take() {
+            bar.finish_and_clear();
+        }
+    }
 }

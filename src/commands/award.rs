@@ -90,7 +90,7 @@ pub async fn award(
     // Conflicts (a concurrent award of the same pair) are no-ops: the pair is held either way.
     let manual = AwardKind { source: AwardSource::Manual, notify: true };
     let now = Utc::now().trunc_subsecs(0);
-    store.insert_awards(&frame, now, &HashMap::new(), manual, None).await?;
+    store.insert_awards(&frame, now, &HashMap::new(), manual, None, None).await?;
     store.release_notifications(plan.notifications.max_per_run, now).await?;
     Ok(AwardReport { awarded, already_held, unknown })
 }

@@ -45,31 +45,24 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let awards = store.awards(&export.badges).await;
     super::disconnect(&db, &store).await;
     let awards = awards?;
-    match write_export(&awards, export.format) {
-        // A closed pipe (`| head`) is the reader's choice, not a failure.
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {
-            Ok(Outcome::Success)
-        }
-        other => other.map(|()| Outcome::Success),
-    }
-}
-
-fn write_export(awards: &[crate::store::StoredAward], format: Format) -> Result<()> {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match format {
-        Format::Csv => {
-            let mut writer = csv::Writer::from_writer(&mut out);
-            writer.write_record(["badge_id", "user_id", "awarded_at", "source"])?;
-            for a in awards {
-                writer.write_record([a.badge_id.as_str(), &a.user_id.to_string(), &a.awarded_at, &a.source])?;
-            }
-            writer.flush()?;
-        }
+    match export.format {
+        Format::Csv => super::write_csv(
+            &["badge_id", "user_id", "awarded_at", "source"],
+            awards
+                .iter()
+                .map(|a| vec![a.badge_id.clone(), a.user_id.to_string(), a.awarded_at.clone(), a.source.clone()]),
+        )?,
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, awards)?;
-            writeln!(out)?;
+            let mut out = std::io::stdout().lock();
+            let written = serde_json::to_writer_pretty(&mut out, &awards)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| writeln!(out).map_err(anyhow::Error::from))
+                .and_then(|()| out.flush().context("writing the export"));
+            match written {
+                Err(e) if !super::is_broken_pipe(&e) => return Err(e),
+                _ => {}
+            }
         }
     }
-    out.flush().context("writing the export")
+    Ok(Outcome::Success)
 }

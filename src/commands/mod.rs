@@ -10,8 +10,11 @@ pub mod badges;
 pub mod check;
 pub mod demo;
 pub mod explain;
+pub mod leaderboard;
 pub mod migrate;
+pub mod outbox;
 pub mod run;
+pub mod schedule;
 
 use crate::config::{self, plan};
 use crate::db::Db;
@@ -28,6 +31,9 @@ pub struct Cli {
     /// The config file (default: $ACCOLADE_CONFIG, else ./accolade.toml).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log format on standard error: text, or json for log collectors.
+    #[arg(long, global = true, env = "ACCOLADE_LOG_FORMAT", default_value = "text")]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -36,6 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Evaluate every badge for every member and insert the new awards.
     Run(run::Opts),
+    /// Run evaluation passes in-process on [evaluation] schedule until SIGTERM/SIGINT.
+    Schedule(schedule::Opts),
     /// Validate the config, every rule and every source query; print every problem.
     Check(check::Opts),
     /// Show the badge dashboard: id, name, rule type, status, last update, recipients.
@@ -46,6 +54,10 @@ pub enum Command {
     Award(award::Opts),
     /// Explain, clause by clause, why a member has or hasn't each badge.
     Explain(explain::Opts),
+    /// Members ranked by the points of the badges they hold.
+    Leaderboard(leaderboard::Opts),
+    /// List the notification outbox the host's mailer reads.
+    Outbox(outbox::Opts),
     /// Create the evaluator's tables in the awards database.
     Migrate(migrate::Opts),
     /// Build a demo community in SQLite, write its config, and run one pass.
@@ -57,11 +69,14 @@ pub async fn main(cli: Cli) -> ExitCode {
     let config = cli.config.as_deref();
     let outcome = match cli.command {
         Command::Run(opts) => run::run(config, opts).await,
+        Command::Schedule(opts) => schedule::run(config, opts).await,
         Command::Check(opts) => check::run(config, opts).await,
         Command::Badges(opts) => badges::run(config, opts).await,
         Command::Awards(opts) => awards::run(config, opts).await,
         Command::Award(opts) => award::run(config, opts).await,
         Command::Explain(opts) => explain::run(config, opts).await,
+        Command::Leaderboard(opts) => leaderboard::run(config, opts).await,
+        Command::Outbox(opts) => outbox::run(config, opts).await,
         Command::Migrate(opts) => migrate::run(config, opts).await,
         Command::Demo(opts) => demo::run(opts).await,
     };
@@ -121,4 +136,34 @@ pub fn print_table(headers: &[&str], rows: Vec<Vec<String>>) {
 pub async fn disconnect(db: &Db, store: &Store) {
     db.close().await;
     store.db().close().await;
+}
+
+/// Writes a CSV document (header, then rows) to standard output. A closed pipe (`| head`) is
+/// the reader's choice, not a failure.
+pub fn write_csv(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Result<()> {
+    let result = (|| -> Result<()> {
+        let mut writer = csv::Writer::from_writer(std::io::stdout().lock());
+        writer.write_record(header)?;
+        for row in rows {
+            writer.write_record(row)?;
+        }
+        writer.flush()?;
+        Ok(())
+    })();
+    match result {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether an error is a write to a closed pipe.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == BrokenPipe)
+            || cause
+                .downcast_ref::<csv::Error>()
+                .is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(io) if io.kind() == BrokenPipe))
+            || cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == Some(BrokenPipe)
+    })
 }

@@ -13,12 +13,14 @@ use crate::evaluate::{Context, Evaluation};
 use crate::formula;
 use crate::instant;
 use crate::sources::{self, Shard, SourceKind};
-use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, Store};
+use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, Inserted, Store};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, SubsecRound, Utc};
 use polars::prelude::DataFrame;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Opts {
@@ -35,6 +37,12 @@ pub struct Opts {
     /// [evaluation] shards, when both are set).
     #[arg(long, value_name = "I/N")]
     pub shard: Option<String>,
+    /// Write Prometheus metrics of the run to this file (node-exporter textfile collector).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<std::path::PathBuf>,
+    /// Push Prometheus metrics of the run to this Pushgateway URL.
+    #[arg(long, value_name = "URL")]
+    pub pushgateway: Option<String>,
 }
 
 /// What one run is asked to do.
@@ -45,6 +53,8 @@ pub struct RunOptions {
     /// Only these badges (all when empty).
     pub only: Vec<String>,
     pub shard: Option<Shard>,
+    /// When set (by a signal), the run stops after the transaction in flight.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What one badge did in a run.
@@ -71,6 +81,8 @@ pub struct RunReport {
     pub badges: Vec<BadgeReport>,
     /// Notifications moved to `pending` for the mailer.
     pub notifications_released: u64,
+    /// The run stopped early on request; the next run inserts the rest.
+    pub stopped: bool,
 }
 
 impl RunReport {
@@ -98,10 +110,12 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         Some(text) => Some(Shard::parse(text).map_err(|e| anyhow!("--shard: {e}"))?),
         None => Shard::from_environment(plan.shards)?,
     };
-    let options = RunOptions { as_of, dry_run: opts.dry_run, only: opts.badges, shard };
+    let options = RunOptions { as_of, dry_run: opts.dry_run, only: opts.badges, shard, stop: None };
+    let started = std::time::Instant::now();
     let (db, store) = connect(&plan).await?;
     let report = execute_with(&plan, &db, &store, &options).await;
     super::disconnect(&db, &store).await;
+    publish_metrics(report.as_ref().ok(), started.elapsed(), opts.metrics_file.as_deref(), opts.pushgateway.as_deref());
     match report {
         Ok(report) => {
             print_report(&report);
@@ -114,6 +128,30 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
             Ok(Outcome::Failed)
         }
         Err(error) => Err(error),
+    }
+}
+
+/// Writes and pushes the run's metrics where asked; a failure to publish is logged, not fatal
+/// (the awards are in already).
+pub fn publish_metrics(
+    report: Option<&RunReport>,
+    elapsed: std::time::Duration,
+    file: Option<&Path>,
+    gateway: Option<&str>,
+) {
+    if file.is_none() && gateway.is_none() {
+        return;
+    }
+    let text = crate::metrics::render(report, elapsed);
+    if let Some(path) = file
+        && let Err(error) = crate::metrics::write_file(path, &text)
+    {
+        tracing::warn!("{error:#}");
+    }
+    if let Some(url) = gateway
+        && let Err(error) = crate::metrics::push(url, &text)
+    {
+        tracing::warn!("{error:#}");
     }
 }
 
@@ -131,7 +169,7 @@ pub async fn execute(
     dry_run: bool,
     only: &[String],
 ) -> Result<RunReport> {
-    let options = RunOptions { as_of, dry_run, only: only.to_vec(), shard: None };
+    let options = RunOptions { as_of, dry_run, only: only.to_vec(), ..RunOptions::default() };
     execute_with(plan, db, store, &options).await
 }
 
@@ -174,9 +212,11 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
     }
     let run_id = if options.dry_run { None } else { Some(store.begin_run(started, as_of).await?) };
     let kinds = award_kinds(plan, &reports);
-    let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds };
+    let stop = options.stop.as_deref();
+    let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds, stop };
     match evaluate_and_store(&target, &evaluated).await {
         Ok(evaluated) => {
+            let stopped = evaluated.stopped;
             apply(&mut reports, evaluated);
             let badges: Vec<BadgeReport> = plan.badges.iter().filter_map(|b| reports.remove(&b.id)).collect();
             let mut released = 0;
@@ -198,6 +238,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
                 shard: options.shard,
                 badges,
                 notifications_released: released,
+                stopped,
             };
             tracing::info!(
                 run_id,
@@ -289,6 +330,7 @@ struct Target<'a> {
     run_id: Option<i64>,
     shard: Option<Shard>,
     kinds: &'a HashMap<String, AwardKind>,
+    stop: Option<&'a AtomicBool>,
 }
 
 /// What evaluating and storing produced: new awards per badge, and badges that failed.
@@ -296,6 +338,7 @@ struct Target<'a> {
 struct Evaluated {
     counts: Vec<(String, u64)>,
     failed: Vec<(String, String)>,
+    stopped: bool,
 }
 
 /// Loads what the badges need, evaluates them, and inserts new awards (only counts them,
@@ -305,26 +348,31 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         return Ok(Evaluated::default());
     }
     let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
+    let loading = crate::telemetry::phase("loading sources");
     let snapshot = sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard).await?;
+    drop(loading);
     let (ready, failed) = split_by_columns(badges, &snapshot);
     let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
     let existing = target.store.existing_awards(&ids).await?;
     let ctx = Context { as_of: target.as_of, timezone: target.plan.timezone };
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();
+    let evaluating = crate::telemetry::phase("evaluating badges");
     let new = tokio::task::spawn_blocking(move || -> Result<DataFrame> {
         Evaluation::prepare(ctx, ready.iter(), &snapshot)?.new_awards(existing)
     })
     .await
     .map_err(|e| anyhow!("evaluation stopped: {e}"))??;
+    drop(evaluating);
     tracing::info!(new_awards = new.height(), "evaluated {} badges", ids.len());
-    let counts = match target.run_id {
+    let _writing = crate::telemetry::phase("writing awards");
+    let inserted = match target.run_id {
         Some(run_id) => {
             let default = AwardKind { source: AwardSource::Rule, notify: true };
-            target.store.insert_awards(&new, target.as_of, target.kinds, default, Some(run_id)).await?
+            target.store.insert_awards(&new, target.as_of, target.kinds, default, Some(run_id), target.stop).await?
         }
-        None => count_per_badge(&new)?,
+        None => Inserted { counts: count_per_badge(&new)?, stopped: false },
     };
-    Ok(Evaluated { counts, failed })
+    Ok(Evaluated { counts: inserted.counts, failed, stopped: inserted.stopped })
 }
 
 /// Separates badges whose formulas use an optional column the source did not return.
@@ -394,6 +442,9 @@ pub fn print_report(report: &RunReport) {
         .collect();
     print_table(&["badge", "status", header, "note"], rows);
     println!("{} new awards", report.total_new_awards());
+    if report.stopped {
+        println!("stopped on request after the transaction in flight; the next run inserts the rest");
+    }
     if report.notifications_released > 0 {
         println!("{} notifications queued for the mailer", report.notifications_released);
     }

@@ -48,6 +48,8 @@ pub struct EvaluationSection {
     pub timezone: Option<String>,
     /// What a run does when another run holds the awards database's lock: "exit" or "wait".
     pub when_locked: Option<String>,
+    /// When `accolade schedule` runs passes: 5-field cron, or 6 with seconds first.
+    pub schedule: Option<String>,
     /// How many shards `$JOB_COMPLETION_INDEX` picks from (Kubernetes Indexed Jobs).
     pub shards: Option<u32>,
 }

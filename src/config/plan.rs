@@ -24,6 +24,8 @@ pub struct Plan {
     /// The awards database, when it is not the host database.
     pub awards_url: Option<String>,
     pub when_locked: WhenLocked,
+    /// `[evaluation] schedule`, validated.
+    pub schedule: Option<String>,
     /// `[evaluation] shards`: the N of `$JOB_COMPLETION_INDEX`/N.
     pub shards: Option<u32>,
     pub notifications: Notifications,
@@ -224,6 +226,9 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
         }
     };
     let notifications = Notifications { on_backfill, max_per_run: raw.notifications.max_per_run };
+    if let Some(Err(e)) = raw.evaluation.schedule.as_deref().map(crate::cron::parse_schedule) {
+        errors.push(format!("[evaluation] schedule {e}"));
+    }
     if raw.evaluation.shards == Some(0) {
         errors.push("[evaluation] shards must be at least 1".to_string());
     }
@@ -258,6 +263,7 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             database_url: raw.database.url,
             awards_url: raw.database.awards_url,
             when_locked,
+            schedule: raw.evaluation.schedule,
             shards: raw.evaluation.shards,
             notifications,
             timezone,

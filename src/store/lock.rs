@@ -16,7 +16,7 @@ use std::time::Duration;
 /// The advisory lock key: "accolade" in ASCII, so a DBA can recognise it in `pg_locks`.
 pub const ADVISORY_KEY: i64 = 0x6163_636f_6c61_6465;
 
-/// The MySQL lock name.
+/// The MySQL lock name, before it is qualified by database.
 pub const MYSQL_LOCK_NAME: &str = "accolade_run";
 
 /// How often a waiting run retries the lock.
@@ -89,11 +89,14 @@ async fn try_acquire(db: &Db, shard: Option<Shard>) -> Result<Option<Held>> {
         }
         Db::MySql(pool) => {
             let mut conn = pool.acquire().await.context("connecting for the run lock")?;
-            let got: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, 0)")
-                .bind(&name)
-                .fetch_one(&mut *conn)
-                .await
-                .context("taking the run lock")?;
+            // GET_LOCK names are server-wide: qualify the name by database (hashed to stay
+            // within the 64-character limit) so two awards databases never block each other.
+            let got: Option<i64> =
+                sqlx::query_scalar("SELECT GET_LOCK(CONCAT('accolade_', LEFT(SHA1(CONCAT(DATABASE(), ?)), 40)), 0)")
+                    .bind(&name)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .context("taking the run lock")?;
             Ok((got == Some(1)).then_some(Held::MySql(conn)))
         }
         Db::Sqlite(pool) => {

@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::DataFrame;
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Award rows per INSERT statement: 5 bound values each keeps a statement far below SQLite's
 /// 32,766-parameter limit (and, later, MySQL's 65,535 and PostgreSQL's 65,535).
@@ -32,6 +33,15 @@ pub const INSERT_BATCH_ROWS: usize = 1_000;
 /// INSERT statements per transaction: a commit every 20,000 awards bounds what a crash can
 /// undo while keeping commits (fsyncs) rare.
 pub const STATEMENTS_PER_TRANSACTION: usize = 20;
+
+/// What [`Store::insert_awards`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// New awards per badge, in the order of the frame.
+    pub counts: Vec<(String, u64)>,
+    /// It stopped early, between transactions, because a stop was requested.
+    pub stopped: bool,
+}
 
 /// How a badge's awards are stored: their source, and whether members are told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,8 +271,8 @@ impl Store {
 
     /// Inserts awards `(badge_id, user_id)` that do not exist yet, and queues the announced
     /// ones in the outbox in the same transaction. `kinds` gives each badge's source and
-    /// whether its awards are announced (badges not in it: `default`). Returns how many awards
-    /// were new per badge id, in the order of the frame.
+    /// whether its awards are announced (badges not in it: `default`). With `stop` set it
+    /// stops between transactions, so everything committed stays whole.
     pub async fn insert_awards(
         &self,
         awards: &DataFrame,
@@ -270,7 +280,8 @@ impl Store {
         kinds: &HashMap<String, AwardKind>,
         default: AwardKind,
         run_id: Option<i64>,
-    ) -> Result<Vec<(String, u64)>> {
+        stop: Option<&AtomicBool>,
+    ) -> Result<Inserted> {
         let badge_ids = awards.column("badge_id").and_then(|c| c.str().cloned())?;
         let user_ids = awards.column("user_id").and_then(|c| c.i64().cloned())?;
         let rows: Vec<(&str, i64)> = badge_ids
@@ -283,6 +294,9 @@ impl Store {
         let queue_head = self.insert_head("accolade_outbox (badge_id, user_id, created_at, state)");
         let mut counts: Vec<(String, u64)> = Vec::new();
         for transaction_rows in rows.chunks(INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION) {
+            if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+                return Ok(Inserted { counts, stopped: true });
+            }
             with_pool!(&self.db, pool => {
                 let mut tx = pool.begin().await.context("starting an awards transaction")?;
                 for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
@@ -323,7 +337,7 @@ impl Store {
                 tx.commit().await.context("committing awards")?;
             })
         }
-        Ok(counts)
+        Ok(Inserted { counts, stopped: false })
     }
 
     /// `INSERT [IGNORE] INTO table (columns) ` for a conflict-ignoring insert.

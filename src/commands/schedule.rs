@@ -1,0 +1,117 @@
+//! `accolade schedule`: run evaluation passes in-process on `[evaluation] schedule`.
+//!
+//! tokio-cron-scheduler fires the passes, with three of its limits covered here:
+//! - it fixes a job's UTC offset when the job is created, so a recurring job drifts by an
+//!   hour after a daylight-saving change: instead each pass is a one-shot job at the next
+//!   fire time, computed afresh in the evaluation timezone ([`crate::cron::next_fire`]);
+//! - it does not prevent overlapping runs: the next pass is scheduled only after the current
+//!   one has ended (and the run lock guards against other processes);
+//! - its shutdown does not wait for a running job: on SIGTERM or SIGINT the current pass
+//!   stops after the transaction in flight, within the grace period, and the process exits 0.
+
+use super::run::{RunOptions, execute_with, print_report};
+use super::{Outcome, connect, disconnect, load_plan};
+use crate::cron::{next_fire, parse_schedule};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Opts {
+    /// Seconds a signal waits for the current pass to stop before the process exits anyway.
+    #[arg(long, default_value_t = 30)]
+    pub grace_seconds: u64,
+}
+
+pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
+    let plan = load_plan(config)?;
+    let text = plan.schedule.clone().ok_or_else(|| anyhow!("[evaluation] schedule is not set"))?;
+    let cron = parse_schedule(&text).map_err(|e| anyhow!("[evaluation] schedule: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut scheduler = JobScheduler::new().await.context("starting the scheduler")?;
+    scheduler.start().await.context("starting the scheduler")?;
+    tracing::info!(schedule = %text, timezone = %plan.timezone, "scheduler started");
+    let outcome = loop {
+        let next = next_fire(&cron, &plan.timezone, Utc::now())?;
+        tracing::info!(next = %crate::instant::format_utc(next), "next pass");
+        let fired = one_shot(&scheduler, next).await?;
+        tokio::select! {
+            _ = fired => {}
+            _ = shutdown_signal() => break Outcome::Success,
+        }
+        let options = RunOptions { stop: Some(stop.clone()), ..RunOptions::default() };
+        let pass = pass(&plan, &options);
+        tokio::pin!(pass);
+        let result = tokio::select! {
+            result = &mut pass => result,
+            _ = shutdown_signal() => {
+                tracing::info!("signal received: stopping after the current transaction");
+                stop.store(true, Ordering::SeqCst);
+                match tokio::time::timeout(Duration::from_secs(opts.grace_seconds), &mut pass).await {
+                    Ok(result) => { report(result); }
+                    Err(_) => tracing::warn!("the pass did not stop within the grace period; exiting"),
+                }
+                break Outcome::Success;
+            }
+        };
+        report(result);
+    };
+    scheduler.shutdown().await.context("stopping the scheduler")?;
+    Ok(outcome)
+}
+
+/// One pass with fresh connections (a database restart between passes is harmless).
+async fn pass(plan: &crate::config::plan::Plan, options: &RunOptions) -> Result<super::run::RunReport> {
+    let (db, store) = connect(plan).await?;
+    let result = execute_with(plan, &db, &store, options).await;
+    disconnect(&db, &store).await;
+    result
+}
+
+fn report(result: Result<super::run::RunReport>) {
+    match result {
+        Ok(report) => print_report(&report),
+        // A failed pass is logged; the next one retries the work.
+        Err(error) => tracing::error!("pass failed: {error:#}"),
+    }
+}
+
+/// Schedules a one-shot job at `at` and returns a future that completes when it fires.
+async fn one_shot(scheduler: &JobScheduler, at: DateTime<Utc>) -> Result<tokio::sync::oneshot::Receiver<()>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let tx = std::sync::Mutex::new(Some(tx));
+    let delay = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+    let job = Job::new_one_shot_at_instant(std::time::Instant::now() + delay, move |_, _| {
+        if let Some(tx) = tx.lock().ok().and_then(|mut t| t.take()) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| anyhow!("scheduling the next pass: {e}"))?;
+    scheduler.add(job).await.map_err(|e| anyhow!("scheduling the next pass: {e}"))?;
+    Ok(rx)
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
