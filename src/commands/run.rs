@@ -221,15 +221,23 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
             let badges: Vec<BadgeReport> = plan.badges.iter().filter_map(|b| reports.remove(&b.id)).collect();
             let mut released = 0;
             if let Some(run_id) = run_id {
-                let done: Vec<String> = badges
-                    .iter()
-                    .filter(|b| b.backfill && b.status == "evaluated")
-                    .map(|b| b.badge_id.clone())
-                    .collect();
-                store.mark_backfilled(&done, &shard_key, started).await?;
+                // A stopped run's backfills are not complete: the next run continues them.
+                if !stopped {
+                    let done: Vec<String> = badges
+                        .iter()
+                        .filter(|b| b.backfill && b.status == "evaluated")
+                        .map(|b| b.badge_id.clone())
+                        .collect();
+                    store.mark_backfilled(&done, &shard_key, started).await?;
+                }
                 released = store.release_notifications(plan.notifications.max_per_run, started).await?;
                 let failed = badges.iter().any(|b| matches!(b.status, "refused" | "failed"));
-                store.finish_run(run_id, if failed { "partial" } else { "success" }, &outcomes(&badges), None).await?;
+                let (outcome, message) = match (stopped, failed) {
+                    (true, _) => ("partial", Some("stopped on request; the next run inserts the rest")),
+                    (false, true) => ("partial", None),
+                    (false, false) => ("success", None),
+                };
+                store.finish_run(run_id, outcome, &outcomes(&badges), message).await?;
             }
             let report = RunReport {
                 run_id,

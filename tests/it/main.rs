@@ -1,5 +1,6 @@
 mod cli;
 mod errors;
 mod lifecycle;
+mod operations;
 mod rules;
 mod support;

@@ -14,7 +14,7 @@
 //! host is dropped.
 
 use accolade::commands::award::{AwardReport, award};
-use accolade::commands::run::{RunReport, execute};
+use accolade::commands::run::{RunOptions, RunReport, execute, execute_with};
 use accolade::config::plan::{Plan, compile};
 use accolade::db::Db;
 use accolade::store::{Store, StoredAward, StoredBadge};
@@ -347,6 +347,15 @@ impl TestHost {
         report
     }
 
+    /// A run with every option (shards, badges, a stop flag).
+    pub async fn run_with(&self, plan: &Plan, options: &RunOptions) -> RunReport {
+        let db = Db::connect(&self.url).await.expect("connecting to the host");
+        let store = Store::new(db.clone());
+        let report = execute_with(plan, &db, &store, options).await;
+        db.close().await;
+        report.unwrap_or_else(|e| panic!("the run should succeed: {e:#}"))
+    }
+
     /// A manual award, like `accolade award --badge ID --users ...`.
     pub async fn award(&self, plan: &Plan, badge_id: &str, ids: &[i64]) -> anyhow::Result<AwardReport> {
         let db = Db::connect(&self.url).await?;
@@ -356,7 +365,7 @@ impl TestHost {
         report
     }
 
-    fn store(&self) -> Store {
+    pub fn store(&self) -> Store {
         Store::new(self.db.clone())
     }
 
