@@ -19,7 +19,7 @@ static PROGRESS: OnceLock<bool> = OnceLock::new();
 
 /// Installs the global subscriber once; later calls (in tests) are no-ops.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ACCOLADE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("ACCOLADE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=error"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

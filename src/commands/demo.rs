@@ -6,14 +6,9 @@
 
 use super::{Outcome, badges, connect, run};
 use crate::config::{self, plan};
-use crate::db::Db;
 use anyhow::{Context, Result};
-use sqlx::AssertSqlSafe;
 use std::path::{Path, PathBuf};
 
-/// The demo config; its URL is rewritten to the database the demo creates.
-const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
-const DEMO_SQL: &str = include_str!("../../sql/demo/sqlite.sql");
 const DEMO_DB: &str = "accolade-demo.db";
 const DEMO_CONFIG_FILE: &str = "accolade-demo.toml";
 
@@ -50,25 +45,10 @@ pub async fn run(opts: Opts) -> Result<Outcome> {
 
 /// The demo config pointing at `db_path`.
 pub fn demo_config(db_path: &Path) -> String {
-    DEMO_CONFIG.replace("sqlite://accolade-demo.db", &format!("sqlite://{}", db_path.display()))
+    super::generate::demo_config(&format!("sqlite://{}", db_path.display()))
 }
 
 /// Creates the demo host database from scratch with `members` members.
 pub async fn build_database(db_path: &Path, members: u32) -> Result<()> {
-    for suffix in ["", "-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", db_path.display()));
-        if file.exists() {
-            std::fs::remove_file(&file).with_context(|| format!("cannot remove {}", file.display()))?;
-        }
-    }
-    let db = Db::connect_creating(&format!("sqlite://{}", db_path.display())).await?;
-    // `members` is a number from the command line, not user text, so substituting it is safe.
-    let sql = DEMO_SQL.replace(":members", &members.max(1).to_string());
-    let result = match &db {
-        Db::Sqlite(pool) => sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await.map(|_| ()),
-        _ => Err(sqlx::Error::Configuration("the demo database is SQLite".into())),
-    };
-    db.close().await;
-    result.context("building the demo database")?;
-    Ok(())
+    super::generate::generate(&format!("sqlite://{}", db_path.display()), members).await
 }

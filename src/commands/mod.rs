@@ -10,6 +10,7 @@ pub mod badges;
 pub mod check;
 pub mod demo;
 pub mod explain;
+pub mod generate;
 pub mod leaderboard;
 pub mod migrate;
 pub mod outbox;
@@ -62,6 +63,9 @@ pub enum Command {
     Migrate(migrate::Opts),
     /// Build a demo community in SQLite, write its config, and run one pass.
     Demo(demo::Opts),
+    /// Generate the demo community of any size into SQLite or PostgreSQL (for benchmarks).
+    #[command(name = "gen")]
+    Gen(generate::Opts),
 }
 
 /// Runs the parsed command line and maps the outcome to an exit code.
@@ -79,6 +83,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Outbox(opts) => outbox::run(config, opts).await,
         Command::Migrate(opts) => migrate::run(config, opts).await,
         Command::Demo(opts) => demo::run(opts).await,
+        Command::Gen(opts) => generate::run(opts).await,
     };
     match outcome {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""accolade against SQL-per-badge, on the same PostgreSQL data.
+
+For each size it generates the demo community (`accolade gen`) into a fresh database, then
+times, one after the other:
+  (a) the SQL-per-badge baseline (bench/baseline.sql: one INSERT ... SELECT per badge),
+  (b) the floor: reading every source query's columns out with COPY ... TO STDOUT (FORMAT binary),
+  (c) `accolade run`, first run (every award is new),
+  (d) `accolade run`, second run (nothing new),
+checks that (a) and (c) award exactly the same (badge, member) pairs, and reports the ratios
+c/a, c/b, d/a and the peak memory of (c). Results go to OUT/results.json, OUT/results.md and
+OUT/chart.svg (time against members for a, b and c).
+
+Usage: bench/run.py [--sizes 250000,500000,1000000] [--accolade target/release/accolade]
+                    [--pg-url postgres://postgres@127.0.0.1:5432] [--out bench/out] [--keep]
+Needs psql and GNU time (/usr/bin/time) on the PATH. Only the standard library is used.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TIMEZONE = "America/New_York"
+
+
+def sh(args, **kw):
+    return subprocess.run(args, check=True, text=True, capture_output=True, **kw)
+
+
+def psql(url, *args, **kw):
+    return sh(["psql", url, "-v", "ON_ERROR_STOP=1", "-X", "-q", *args], **kw)
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
+def accolade_run(accolade, config, as_of):
+    """Runs accolade under GNU time; returns (seconds, peak RSS in MiB, stdout)."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["/usr/bin/time", "-v", accolade, "--config", str(config), "run", "--as-of", as_of],
+        text=True, capture_output=True, env={**os.environ, "ACCOLADE_LOG": "warn"},
+    )
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"accolade run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
+    peak = int(match.group(1)) / 1024 if match else float("nan")
+    return seconds, peak, done.stdout
+
+
+def copy_floor(url, config):
+    """Seconds to read every source's needed columns with binary COPY, one after the other."""
+    sources = tomllib.loads(Path(config).read_text())["sources"]
+    total = 0.0
+    for query in sources.values():
+        sql = f"COPY ({query}) TO STDOUT (FORMAT binary)"
+        seconds, _ = timed(lambda: subprocess.run(
+            ["psql", url, "-X", "-q", "-c", sql], check=True, stdout=subprocess.DEVNULL))
+        total += seconds
+    return total
+
+
+def difference(url):
+    """(only in baseline, only in accolade) pair counts for rule-evaluated badges."""
+    sql = """
+    SELECT (SELECT count(*) FROM (SELECT badge_id, user_id FROM bench_awards
+                                  EXCEPT SELECT badge_id, user_id FROM accolade_awards) x),
+           (SELECT count(*) FROM (SELECT badge_id, user_id FROM accolade_awards
+                                  EXCEPT SELECT badge_id, user_id FROM bench_awards) y),
+           (SELECT count(*) FROM bench_awards)
+    """
+    out = psql(url, "-t", "-A", "-F", ",", "-c", sql).stdout.strip()
+    only_baseline, only_accolade, total = (int(v) for v in out.split(","))
+    return only_baseline, only_accolade, total
+
+
+def bench_size(args, members, as_of):
+    name = f"accolade_bench_{members}"
+    admin = f"{args.pg_url}/postgres"
+    url = f"{args.pg_url}/{name}"
+    psql(admin, "-c", f"DROP DATABASE IF EXISTS {name}", "-c", f"CREATE DATABASE {name}")
+    config = args.out / f"bench-{members}.toml"
+    gen_seconds, _ = timed(lambda: sh([args.accolade, "gen", "--users", str(members), "--url", url,
+                                       "--out", str(config)], env={**os.environ, "ACCOLADE_LOG": "warn"}))
+    rows = psql(url, "-t", "-A", "-c",
+                "SELECT (SELECT count(*) FROM forum_posts) + (SELECT count(*) FROM friendships)"
+                " + (SELECT count(*) FROM sign_ins) + (SELECT count(*) FROM enrollments)"
+                " + (SELECT count(*) FROM member_roles) + (SELECT count(*) FROM profile_settings)"
+                " + (SELECT count(*) FROM member_counters)").stdout.strip()
+    print(f"  {members} members, {int(rows):,} activity rows, generated in {gen_seconds:.1f}s", flush=True)
+    psql(url, "-c", "CHECKPOINT")
+
+    baseline, _ = timed(lambda: psql(url, "-v", f"as_of={as_of}", "-v", f"tz={TIMEZONE}",
+                                     "-f", str(HERE / "baseline.sql")))
+    print(f"  (a) SQL per badge     {baseline:8.2f}s", flush=True)
+    floor = copy_floor(url, config)
+    print(f"  (b) COPY floor        {floor:8.2f}s", flush=True)
+    first, peak, out = accolade_run(args.accolade, config, as_of)
+    awards = int(re.search(r"(\d+) new awards", out).group(1))
+    print(f"  (c) accolade, 1st run {first:8.2f}s  peak {peak:,.0f} MiB  {awards:,} awards", flush=True)
+    second, peak2, out2 = accolade_run(args.accolade, config, as_of)
+    print(f"  (d) accolade, 2nd run {second:8.2f}s  peak {peak2:,.0f} MiB", flush=True)
+    only_baseline, only_accolade, total = difference(url)
+    same = only_baseline == 0 and only_accolade == 0 and total == awards
+    print(f"  awards match: {same} (baseline {total:,}, only baseline {only_baseline}, only accolade {only_accolade})")
+    if not args.keep:
+        psql(admin, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    return {
+        "members": members, "activity_rows": int(rows), "awards": awards,
+        "baseline_s": baseline, "copy_floor_s": floor, "first_run_s": first, "second_run_s": second,
+        "first_run_peak_mib": peak, "second_run_peak_mib": peak2,
+        "c_over_a": first / baseline, "c_over_b": first / floor, "d_over_a": second / baseline,
+        "awards_match": same,
+    }
+
+
+def chart(results, path):
+    """A dependency-free SVG line chart: seconds against members for (a), (b) and (c)."""
+    width, height, pad = 640, 400, 60
+    xs = [r["members"] for r in results]
+    series = [("SQL per badge (a)", "baseline_s", "#d62728"), ("COPY floor (b)", "copy_floor_s", "#7f7f7f"),
+              ("accolade first run (c)", "first_run_s", "#1f77b4"), ("accolade second run (d)", "second_run_s", "#2ca02c")]
+    ymax = max(max(r[key] for r in results) for _, key, _ in series) * 1.1 or 1
+    xmax = max(xs) * 1.05
+
+    def px(x, y):
+        return pad + x / xmax * (width - 2 * pad), height - pad - y / ymax * (height - 2 * pad)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+             f'<text x="{width / 2}" y="{height - 15}" text-anchor="middle">members</text>',
+             f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">seconds</text>']
+    for i in range(5):
+        y = ymax * i / 4
+        _, py = px(0, y)
+        parts.append(f'<text x="{pad - 5}" y="{py + 4}" text-anchor="end">{y:.0f}</text>')
+    for x in xs:
+        qx, _ = px(x, 0)
+        parts.append(f'<text x="{qx}" y="{height - pad + 16}" text-anchor="middle">{x:,}</text>')
+    for n, (label, key, colour) in enumerate(series):
+        points = " ".join(f"{px(r['members'], r[key])[0]:.1f},{px(r['members'], r[key])[1]:.1f}" for r in results)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
+        for r in results:
+            cx, cy = px(r["members"], r[key])
+            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{colour}"/>')
+        parts.append(f'<text x="{pad + 10}" y="{pad + 15 * n}" fill="{colour}">{label}</text>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n")
+
+
+def table(results):
+    lines = ["| members | activity rows | awards | (a) SQL per badge | (b) COPY floor | (c) first run | (d) second run | c/a | c/b | d/a | peak memory (c) | same awards |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"]
+    for r in results:
+        lines.append(f"| {r['members']:,} | {r['activity_rows']:,} | {r['awards']:,} | {r['baseline_s']:.1f} s | "
+                     f"{r['copy_floor_s']:.1f} s | {r['first_run_s']:.1f} s | {r['second_run_s']:.1f} s | "
+                     f"{r['c_over_a']:.2f} | {r['c_over_b']:.2f} | {r['d_over_a']:.2f} | "
+                     f"{r['first_run_peak_mib']:,.0f} MiB | {'yes' if r['awards_match'] else 'NO'} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="250000,500000,1000000")
+    parser.add_argument("--accolade", default=str(HERE.parent / "target/release/accolade"))
+    parser.add_argument("--pg-url", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--out", type=Path, default=HERE / "out")
+    parser.add_argument("--as-of", default=time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime()),
+                        help="the evaluation instant of every run (default: today 00:00 UTC)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated databases")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        print(f"size {size:,}", flush=True)
+        results.append(bench_size(args, size, args.as_of))
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(table(results))
+    chart(results, args.out / "chart.svg")
+    print(table(results))
+    if not all(r["awards_match"] for r in results):
+        sys.exit("accolade and the SQL baseline awarded different members")
+
+
+if __name__ == "__main__":
+    main()
