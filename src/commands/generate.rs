@@ -32,7 +32,8 @@ pub struct Opts {
 pub async fn run(opts: Opts) -> Result<Outcome> {
     let started = std::time::Instant::now();
     generate(&opts.url, opts.users).await?;
-    std::fs::write(&opts.out, demo_config(&opts.url)).with_context(|| format!("cannot write {}", opts.out.display()))?;
+    std::fs::write(&opts.out, demo_config(&opts.url))
+        .with_context(|| format!("cannot write {}", opts.out.display()))?;
     println!(
         "generated {} members in {} in {:.1}s; config: {}",
         opts.users,
@@ -60,8 +61,12 @@ pub async fn generate(url: &str, members: u32) -> Result<()> {
         _ => Db::connect(url).await?,
     };
     let result = match &db {
-        Db::Sqlite(pool) => sqlx::raw_sql(AssertSqlSafe(SQLITE_SQL.replace(":members", &members))).execute(pool).await.map(|_| ()),
-        Db::Postgres(pool) => sqlx::raw_sql(AssertSqlSafe(POSTGRES_SQL.replace(":members", &members))).execute(pool).await.map(|_| ()),
+        Db::Sqlite(pool) => {
+            sqlx::raw_sql(AssertSqlSafe(SQLITE_SQL.replace(":members", &members))).execute(pool).await.map(|_| ())
+        }
+        Db::Postgres(pool) => {
+            sqlx::raw_sql(AssertSqlSafe(POSTGRES_SQL.replace(":members", &members))).execute(pool).await.map(|_| ())
+        }
         Db::MySql(_) => {
             db.close().await;
             bail!("gen writes SQLite or PostgreSQL; for MySQL, generate into PostgreSQL and copy the tables");

@@ -20,8 +20,9 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// The binary COPY signature that starts the stream.
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
+/// How a column travels in the binary stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Wire {
+pub(crate) enum Wire {
     Int8,
     Float8,
     Bool,
@@ -67,14 +68,26 @@ pub async fn load(pool: &PgPool, kind: SourceKind, sql: &str) -> Result<(usize, 
         builders.push(builder);
     }
     let copy = format!("COPY (SELECT {} FROM ({sql}) AS s) TO STDOUT (FORMAT binary)", select.join(", "));
-    let mut stream = pool.copy_out_raw(&copy).await.with_context(|| format!("source '{kind}': the query failed"))?;
+    copy_out(pool, &format!("source '{kind}'"), &copy, &wires, builders).await
+}
+
+/// Runs a binary `COPY ... TO STDOUT` whose columns arrive as `wires`, into `builders`.
+/// `label` names what is read in errors (e.g. `source 'posts'`).
+pub(crate) async fn copy_out(
+    pool: &PgPool,
+    label: &str,
+    copy: &str,
+    wires: &[Wire],
+    mut builders: Vec<ColumnBuilder>,
+) -> Result<(usize, Vec<ColumnBuilder>)> {
+    let mut stream = pool.copy_out_raw(copy).await.with_context(|| format!("{label}: the query failed"))?;
     let mut decoder = Decoder { buffer: Vec::new(), header_done: false, rows: 0, finished: false };
-    while let Some(chunk) = stream.try_next().await.with_context(|| format!("source '{kind}': the query failed"))? {
+    while let Some(chunk) = stream.try_next().await.with_context(|| format!("{label}: the query failed"))? {
         decoder.buffer.extend_from_slice(&chunk);
-        decoder.drain(kind, &wires, &mut builders)?;
+        decoder.drain(label, wires, &mut builders)?;
     }
     if !decoder.finished {
-        bail!("source '{kind}': the COPY stream ended early");
+        bail!("{label}: the COPY stream ended early");
     }
     Ok((decoder.rows, builders))
 }
@@ -88,7 +101,7 @@ struct Decoder {
 
 impl Decoder {
     /// Decodes every complete tuple in the buffer and keeps the incomplete rest.
-    fn drain(&mut self, kind: SourceKind, wires: &[Wire], builders: &mut [ColumnBuilder]) -> Result<()> {
+    fn drain(&mut self, label: &str, wires: &[Wire], builders: &mut [ColumnBuilder]) -> Result<()> {
         let mut pos = 0;
         if !self.header_done {
             let Some(len) = header_len(&self.buffer)? else { return Ok(()) };
@@ -102,7 +115,7 @@ impl Decoder {
                 break;
             }
             if fields as usize != wires.len() {
-                bail!("source '{kind}': COPY returned {fields} fields, expected {}", wires.len());
+                bail!("{label}: COPY returned {fields} fields, expected {}", wires.len());
             }
             let Some(end) = tuple_end(&self.buffer, pos + 2, wires.len()) else { break };
             let mut at = pos + 2;
@@ -115,13 +128,12 @@ impl Decoder {
                 } else {
                     let bytes = &self.buffer[at..at + len as usize];
                     at += len as usize;
-                    decode(*wire, bytes).map_err(|e| {
-                        anyhow!("source '{kind}', column '{}', row {}: {e}", builder.spec.name, self.rows)
-                    })?
+                    decode(*wire, bytes)
+                        .map_err(|e| anyhow!("{label}, column '{}', row {}: {e}", builder.spec.name, self.rows))?
                 };
                 builder
                     .push(cell)
-                    .map_err(|e| anyhow!("source '{kind}', column '{}', row {}: {e}", builder.spec.name, self.rows))?;
+                    .map_err(|e| anyhow!("{label}, column '{}', row {}: {e}", builder.spec.name, self.rows))?;
             }
             pos = end;
         }

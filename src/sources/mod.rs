@@ -6,7 +6,7 @@
 //! and a value that cannot be read fails with the source, the column, the row and the value.
 //! Timestamps become `Datetime(µs, UTC)`; ids become `Int64`.
 
-mod copy;
+pub(crate) mod copy;
 pub mod decode;
 mod load;
 

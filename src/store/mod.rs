@@ -8,6 +8,7 @@
 pub mod lock;
 mod migrate;
 mod outbox;
+mod postgres;
 
 pub use outbox::{LeaderboardRow, OutboxRow};
 
@@ -33,6 +34,9 @@ pub const INSERT_BATCH_ROWS: usize = 1_000;
 /// INSERT statements per transaction: a commit every 20,000 awards bounds what a crash can
 /// undo while keeping commits (fsyncs) rare.
 pub const STATEMENTS_PER_TRANSACTION: usize = 20;
+
+/// Awards committed per transaction, on every database.
+pub const AWARDS_PER_TRANSACTION: usize = INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION;
 
 /// What [`Store::insert_awards`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -247,6 +251,12 @@ impl Store {
 
     /// The existing awards of these badges as a `(badge_id, user_id)` frame.
     pub async fn existing_awards(&self, badge_ids: &[String]) -> Result<DataFrame> {
+        if let Db::Postgres(pool) = &self.db {
+            return match self.is_migrated().await? {
+                true => postgres::existing_awards(pool, badge_ids).await,
+                false => awards_frame(Vec::new(), Vec::new()),
+            };
+        }
         let mut badges = Vec::new();
         let mut users = Vec::new();
         if self.is_migrated().await? {
@@ -289,11 +299,15 @@ impl Store {
             .zip(user_ids.iter())
             .map(|(b, u)| b.zip(u).ok_or_else(|| anyhow!("an award without badge or member")))
             .collect::<Result<_>>()?;
+        if let Db::Postgres(pool) = &self.db {
+            let kind_of = |badge: &str| kinds.get(badge).copied().unwrap_or(default);
+            return postgres::insert_awards(pool, &rows, awarded_at, kind_of, run_id, stop).await;
+        }
         let head = self.insert_head("accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify)");
         let suffix = self.conflict_suffix();
         let queue_head = self.insert_head("accolade_outbox (badge_id, user_id, created_at, state)");
         let mut counts: Vec<(String, u64)> = Vec::new();
-        for transaction_rows in rows.chunks(INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION) {
+        for transaction_rows in rows.chunks(AWARDS_PER_TRANSACTION) {
             if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
                 return Ok(Inserted { counts, stopped: true });
             }

@@ -1,0 +1,98 @@
+//! PostgreSQL's bulk paths for awards: COPY in (through a session staging table) and binary
+//! COPY out, instead of multi-row statements.
+
+use super::{AWARDS_PER_TRANSACTION, AwardKind, Inserted};
+use crate::evaluate::awards_frame;
+use crate::sources::copy::{Wire, copy_out};
+use crate::sources::decode::ColumnBuilder;
+use crate::sources::{ColumnSpec, ColumnType};
+use anyhow::{Context, Result, anyhow};
+use chrono::{DateTime, Utc};
+use polars::prelude::DataFrame;
+use sqlx::postgres::PgPool;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS accolade_staging \
+     (badge_id TEXT NOT NULL, user_id BIGINT NOT NULL, source TEXT NOT NULL, notify BOOLEAN NOT NULL) \
+     ON COMMIT DELETE ROWS";
+
+/// Inserts `rows` (sorted by badge) in transactions of [`AWARDS_PER_TRANSACTION`].
+pub async fn insert_awards(
+    pool: &PgPool,
+    rows: &[(&str, i64)],
+    awarded_at: DateTime<Utc>,
+    kind_of: impl Fn(&str) -> AwardKind,
+    run_id: Option<i64>,
+    stop: Option<&AtomicBool>,
+) -> Result<Inserted> {
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut per_badge: HashMap<String, u64> = HashMap::new();
+    for chunk in rows.chunks(AWARDS_PER_TRANSACTION) {
+        if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
+            return Ok(Inserted { counts: ordered(rows, &per_badge), stopped: true });
+        }
+        // Badge ids are letters, digits, '-', '_' and '.', so COPY's text format needs no escaping.
+        let mut text = String::with_capacity(chunk.len() * 32);
+        for (badge, user) in chunk {
+            let kind = kind_of(badge);
+            let _ =
+                writeln!(text, "{badge}\t{user}\t{}\t{}", kind.source.as_str(), if kind.notify { 't' } else { 'f' });
+        }
+        let mut tx = pool.begin().await.context("starting an awards transaction")?;
+        sqlx::query(STAGING).execute(&mut *tx).await.context("creating the staging table")?;
+        let mut copy = tx.copy_in_raw("COPY accolade_staging FROM STDIN").await.context("staging awards")?;
+        copy.send(text.as_bytes()).await.context("staging awards")?;
+        copy.finish().await.context("staging awards")?;
+        let inserted: Vec<(String, i64)> = sqlx::query_as(include_str!("../../sql/postgres/insert_awards.sql"))
+            .bind(awarded_at)
+            .bind(run_id)
+            .fetch_all(&mut *tx)
+            .await
+            .context("inserting awards")?;
+        tx.commit().await.context("committing awards")?;
+        for (badge, n) in inserted {
+            *per_badge.entry(badge).or_default() += n as u64;
+        }
+    }
+    counts.extend(ordered(rows, &per_badge));
+    Ok(Inserted { counts, stopped: false })
+}
+
+/// Counts in the order badges appear in `rows` (zero for badges with none new).
+fn ordered(rows: &[(&str, i64)], per_badge: &HashMap<String, u64>) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = Vec::new();
+    for (badge, _) in rows {
+        if out.last().is_none_or(|(b, _)| b != badge) {
+            out.push((badge.to_string(), per_badge.get(*badge).copied().unwrap_or(0)));
+        }
+    }
+    out
+}
+
+/// The existing awards of these badges as a `(badge_id, user_id)` frame, read with binary COPY.
+pub async fn existing_awards(pool: &PgPool, badge_ids: &[String]) -> Result<DataFrame> {
+    if badge_ids.is_empty() {
+        return awards_frame(Vec::new(), Vec::new());
+    }
+    // Badge ids are validated (letters, digits, '-', '_', '.'), so quoting them inline is safe;
+    // COPY takes no parameters.
+    let list: Vec<String> = badge_ids.iter().map(|id| format!("'{id}'")).collect();
+    let copy = format!(
+        "COPY (SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN ({})) TO STDOUT (FORMAT binary)",
+        list.join(", ")
+    );
+    let specs = [
+        ColumnSpec { name: "badge_id", ty: ColumnType::Text, required: true, nullable: false },
+        ColumnSpec { name: "user_id", ty: ColumnType::Id, required: true, nullable: false },
+    ];
+    let builders = specs.iter().map(|spec| ColumnBuilder::new(*spec, 0)).collect();
+    let (height, builders) = copy_out(pool, "existing awards", &copy, &[Wire::Text, Wire::Int8], builders).await?;
+    let columns = builders
+        .into_iter()
+        .map(ColumnBuilder::finish)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow!("existing awards: {e}"))?;
+    DataFrame::new(height, columns).map_err(|e| anyhow!("existing awards: {e}"))
+}
