@@ -146,17 +146,16 @@ fn unsupported(database: &str, type_name: &str) -> String {
 }
 
 /// Accumulates one column of a source, converting each cell to the column's type.
-#[derive(Debug)]
 pub struct ColumnBuilder {
     pub spec: ColumnSpec,
     values: Values,
 }
 
-#[derive(Debug)]
 enum Values {
     Int(Vec<Option<i64>>),
     Bool(Vec<Option<bool>>),
-    Text(Vec<Option<String>>),
+    /// Appended straight into Polars' string storage: no per-value allocation.
+    Text(StringChunkedBuilder),
     Float(Vec<Option<f64>>),
 }
 
@@ -165,7 +164,7 @@ impl ColumnBuilder {
         let values = match spec.ty {
             ColumnType::Id | ColumnType::Timestamp => Values::Int(Vec::with_capacity(capacity)),
             ColumnType::Bool => Values::Bool(Vec::with_capacity(capacity)),
-            ColumnType::Text => Values::Text(Vec::with_capacity(capacity)),
+            ColumnType::Text => Values::Text(StringChunkedBuilder::new(PlSmallStr::from_static(spec.name), capacity)),
             ColumnType::Number => Values::Float(Vec::with_capacity(capacity)),
         };
         ColumnBuilder { spec, values }
@@ -180,7 +179,7 @@ impl ColumnBuilder {
             match &mut self.values {
                 Values::Int(v) => v.push(None),
                 Values::Bool(v) => v.push(None),
-                Values::Text(v) => v.push(None),
+                Values::Text(v) => v.append_null(),
                 Values::Float(v) => v.push(None),
             }
             return Ok(());
@@ -190,7 +189,10 @@ impl ColumnBuilder {
             (Values::Int(v), ColumnType::Id) => v.push(Some(to_id(&cell).ok_or_else(unreadable)?)),
             (Values::Int(v), _) => v.push(Some(to_micros(&cell).ok_or_else(unreadable)?)),
             (Values::Bool(v), _) => v.push(Some(to_bool(&cell).ok_or_else(unreadable)?)),
-            (Values::Text(v), _) => v.push(Some(to_text(&cell).ok_or_else(unreadable)?)),
+            (Values::Text(v), _) => match &cell {
+                Cell::Text(text) => v.append_value(text.as_ref()),
+                other => v.append_value(to_text(other).ok_or_else(unreadable)?),
+            },
             (Values::Float(v), _) => v.push(Some(to_number(&cell).ok_or_else(unreadable)?)),
         }
         Ok(())
@@ -202,7 +204,7 @@ impl ColumnBuilder {
         let column = match self.values {
             Values::Int(v) => Column::new(name, v),
             Values::Bool(v) => Column::new(name, v),
-            Values::Text(v) => Column::new(name, v),
+            Values::Text(v) => v.finish().into_column(),
             Values::Float(v) => Column::new(name, v),
         };
         column.cast(&self.spec.ty.dtype())
