@@ -1,5 +1,7 @@
 mod cli;
 mod errors;
+mod explain;
+mod formulas;
 mod lifecycle;
 mod operations;
 mod rules;

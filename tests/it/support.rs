@@ -17,6 +17,7 @@ use accolade::commands::award::{AwardReport, award};
 use accolade::commands::run::{RunOptions, RunReport, execute, execute_with};
 use accolade::config::plan::{Plan, compile};
 use accolade::db::Db;
+use accolade::evaluate::{BadgeExplanation, Context};
 use accolade::store::{Store, StoredAward, StoredBadge};
 use chrono::{DateTime, Utc};
 use sqlx::AssertSqlSafe;
@@ -205,7 +206,84 @@ connections = "SELECT user_id, created_at FROM connections"
 trainings = "SELECT user_id, training_id, enrolled_at, progress, passed FROM trainings"
 "#;
 
+/// A schema with every source a formula can read: the canonical tables plus `kind` and
+/// `thread_id` on posts, `avatar_changed` (nullable) on users, sign-ins, roles, profile
+/// settings and counters. Settings and counters use their own column names, mapped to
+/// `key`/`value` and `name`/`value` by [`TestHost::formula_sources`].
+pub const FORMULA_SCHEMA: &str = "
+CREATE TABLE users (user_id INTEGER NOT NULL, created_at TEXT NOT NULL, blocked BOOLEAN NOT NULL, avatar_changed BOOLEAN);
+CREATE TABLE posts (user_id INTEGER NOT NULL, created_at TEXT NOT NULL, kind TEXT, thread_id INTEGER);
+CREATE TABLE connections (user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE sign_ins (user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE trainings (user_id INTEGER NOT NULL, training_id TEXT NOT NULL, enrolled_at TEXT, progress INTEGER, passed BOOLEAN);
+CREATE TABLE member_roles (user_id INTEGER NOT NULL, role TEXT NOT NULL);
+CREATE TABLE profile_settings (user_id INTEGER NOT NULL, setting_key TEXT NOT NULL, setting_value TEXT);
+CREATE TABLE counters (user_id INTEGER NOT NULL, counter TEXT NOT NULL, amount INTEGER);
+";
+
 impl TestHost {
+    /// A host with [`FORMULA_SCHEMA`] created.
+    pub async fn for_formulas() -> TestHost {
+        let host = TestHost::new().await;
+        host.exec(FORMULA_SCHEMA).await;
+        host
+    }
+
+    /// `[sources]` for [`FORMULA_SCHEMA`], every source configured. Queries are TOML literal
+    /// strings, so identifiers quoted by [`Self::ident`] need no escaping.
+    pub fn formula_sources(&self) -> String {
+        let (key, value) = (self.ident("key"), self.ident("value"));
+        format!(
+            "users = 'SELECT user_id, created_at, blocked, avatar_changed FROM users'
+posts = 'SELECT user_id, created_at, kind, thread_id FROM posts'
+connections = 'SELECT user_id, created_at FROM connections'
+logins = 'SELECT user_id, created_at FROM sign_ins'
+trainings = 'SELECT user_id, training_id, enrolled_at, progress, passed FROM trainings'
+roles = 'SELECT user_id, role FROM member_roles'
+settings = 'SELECT user_id, setting_key AS {key}, setting_value AS {value} FROM profile_settings'
+metrics = 'SELECT user_id, counter AS name, amount AS {value} FROM counters'
+"
+        )
+    }
+
+    /// `name` quoted as an identifier for this backend (backticks on MySQL, double quotes on
+    /// PostgreSQL, plain on SQLite), for column names a dialect reserves, like `key`.
+    pub fn ident(&self, name: &str) -> String {
+        match self.backend {
+            Backend::Sqlite => name.to_string(),
+            Backend::Postgres => format!("\"{name}\""),
+            Backend::MySql => format!("`{name}`"),
+        }
+    }
+
+    /// Inserts rows into `table`: each row is the SQL text between the parentheses of
+    /// `VALUES (...)`.
+    pub async fn insert(&self, table: &str, columns: &str, rows: &[&str]) {
+        let values: Vec<String> = rows.iter().map(|r| format!("({r})")).collect();
+        self.exec(&format!("INSERT INTO {table} ({columns}) VALUES {}", values.join(", "))).await;
+    }
+
+    /// `accolade explain` as a library call: every evaluable badge of the plan for one member,
+    /// as of `as_of` in the plan's timezone; `None` if the id is not a member then.
+    pub async fn explain(&self, plan: &Plan, user_id: i64, as_of: DateTime<Utc>) -> Option<Vec<BadgeExplanation>> {
+        self.try_explain(plan, user_id, as_of).await.unwrap_or_else(|e| panic!("explain should succeed: {e:#}"))
+    }
+
+    /// [`Self::explain`] that may fail.
+    pub async fn try_explain(
+        &self,
+        plan: &Plan,
+        user_id: i64,
+        as_of: DateTime<Utc>,
+    ) -> anyhow::Result<Option<Vec<BadgeExplanation>>> {
+        let db = Db::connect(&self.url).await?;
+        let badges: Vec<_> = plan.badges.iter().collect();
+        let ctx = Context { as_of, timezone: plan.timezone };
+        let explained = accolade::commands::explain::explain(plan, &db, &badges, user_id, ctx).await;
+        db.close().await;
+        explained
+    }
+
     /// A host on this test's backend (see [`use_backend`]; SQLite by default).
     pub async fn new() -> TestHost {
         TestHost::on(CURRENT.with(Cell::get)).await
@@ -308,6 +386,17 @@ impl TestHost {
         )
     }
 
+    /// [`Self::config_in`] whose runs wait for the run lock instead of exiting. MySQL's lock
+    /// (`GET_LOCK('accolade_run')`) is server-wide, so runs on other test databases of the same
+    /// server (parallel tests, other checkouts) would otherwise fail a run at random.
+    pub fn config_waiting(&self, timezone: &str, badges: &str, sources: &str) -> String {
+        self.config_in(timezone, badges, sources).replacen(
+            "[evaluation]\n",
+            "[evaluation]\nwhen_locked = \"wait\"\n",
+            1,
+        )
+    }
+
     /// Writes config text to a file in the host's directory and returns its path.
     pub fn write_config(&self, name: &str, text: &str) -> PathBuf {
         let path = self.dir().join(name);
@@ -405,6 +494,55 @@ pub fn at(rfc3339: &str) -> DateTime<Utc> {
 /// A published badge whose name is its id.
 pub fn badge(id: &str, rule: &str) -> String {
     format!("[[badges]]\nid = \"{id}\"\nname = \"{id}\"\nrule = {rule}\n\n")
+}
+
+/// A published badge with a formula (escaped for a TOML basic string) whose name is its id.
+pub fn formula_badge(id: &str, formula: &str) -> String {
+    format!("[[badges]]\nid = \"{id}\"\nname = \"{id}\"\nformula = {}\n\n", toml_string(formula))
+}
+
+/// [`formula_badge`] counting only activity since `since` (a date literal).
+pub fn formula_badge_since(id: &str, formula: &str, since: &str) -> String {
+    format!(
+        "[[badges]]\nid = \"{id}\"\nname = \"{id}\"\nactivity_since = \"{since}\"\nformula = {}\n\n",
+        toml_string(formula)
+    )
+}
+
+/// `text` as a TOML basic string.
+pub fn toml_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// What one invocation of the `accolade` binary did.
+pub struct BinaryRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl BinaryRun {
+    /// Everything it said, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!("exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs the `accolade` binary with `args`, isolated from the environment's config settings.
+pub fn accolade_binary(args: &[&str]) -> BinaryRun {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_accolade"))
+        .args(args)
+        .env_remove("ACCOLADE_CONFIG")
+        .env_remove("ACCOLADE_DATABASE_URL")
+        .env_remove("ACCOLADE_AWARDS_DATABASE_URL")
+        .env_remove("ACCOLADE_LOG")
+        .output()
+        .expect("running the accolade binary");
+    BinaryRun {
+        code: output.status.code().expect("accolade exits with a code, not a signal"),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }
 
 /// A published manual badge whose name is its id.
