@@ -11,7 +11,7 @@ CREATE TABLE IF NOT EXISTS accolade_badges (
     status              VARCHAR(16) NOT NULL CHECK (status IN ('published', 'disabled')),
     hidden_until_earned BOOLEAN NOT NULL DEFAULT FALSE,
     rule_type           TEXT NOT NULL,
-    criterion           TEXT NOT NULL,
+    criterion           LONGTEXT NOT NULL,
     first_published_at  DATETIME(6),
     created_at          DATETIME(6) NOT NULL,
     updated_at          DATETIME(6) NOT NULL
@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS accolade_runs (
     as_of        DATETIME(6) NOT NULL,
     outcome      VARCHAR(16) NOT NULL CHECK (outcome IN ('running', 'success', 'partial', 'failed')),
     awards_total BIGINT NOT NULL DEFAULT 0,
-    message      TEXT
+    message      LONGTEXT
 ) ENGINE = InnoDB;
 
 -- What each run did for each badge.
@@ -34,7 +34,7 @@ CREATE TABLE IF NOT EXISTS accolade_run_badges (
     badge_id VARCHAR(191) NOT NULL,
     outcome  VARCHAR(16) NOT NULL CHECK (outcome IN ('evaluated', 'skipped', 'manual', 'disabled', 'refused', 'failed')),
     awarded  BIGINT NOT NULL DEFAULT 0,
-    message  TEXT,
+    message  LONGTEXT,
     PRIMARY KEY (run_id, badge_id)
 ) ENGINE = InnoDB;
 

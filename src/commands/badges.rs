@@ -127,11 +127,10 @@ pub async fn preview_badge(
     let existing = store.existing_awards(std::slice::from_ref(&badge.id)).await?;
     let backfill = !store.backfilled("0/1").await?.contains(&badge.id);
     let badge = badge.clone();
-    let (qualifying, new_awards) = tokio::task::spawn_blocking(move || -> Result<(usize, usize)> {
+    let (qualifying, new_awards) = crate::evaluate::on_evaluation_thread(move || -> Result<(usize, usize)> {
         let evaluation = Evaluation::prepare(ctx, std::iter::once(&badge), &snapshot)?;
         Ok((evaluation.qualifying()?.height(), evaluation.new_awards(existing)?.height()))
     })
-    .await
-    .map_err(|e| anyhow!("evaluation stopped: {e}"))??;
+    .await?;
     Ok(Preview { qualifying, new_awards, backfill })
 }

@@ -6,7 +6,7 @@
 
 use super::{Outcome, connect, load_plan};
 use crate::config::plan::{Badge, Criterion, Plan};
-use crate::evaluate::{BadgeExplanation, Context, Evaluation};
+use crate::evaluate::{BadgeExplanation, CheckOutcome, Context, Evaluation};
 use crate::instant;
 use crate::sources::{self, SourceKind};
 use crate::store::StoredAward;
@@ -63,8 +63,25 @@ pub async fn explain(
     let mut wanted: BTreeSet<SourceKind> = evaluable.iter().flat_map(|b| b.sources()).collect();
     wanted.insert(SourceKind::Users);
     let snapshot = sources::load_snapshot(db, &plan.sources, &wanted).await?;
-    let evaluation = Evaluation::prepare(ctx, evaluable, &snapshot)?;
-    evaluation.explain(user_id)
+    // A badge whose formula needs a column the source lacks is explained by that alone.
+    let (ready, unavailable) = crate::evaluate::split_ready(&evaluable, &snapshot);
+    let ready: Vec<Badge> = ready.into_iter().cloned().collect();
+    let explained = crate::evaluate::on_evaluation_thread(move || {
+        Evaluation::prepare(ctx, ready.iter(), &snapshot)?.explain(user_id)
+    })
+    .await?;
+    Ok(explained.map(|mut badges| {
+        badges.extend(unavailable.into_iter().map(|(badge_id, message)| BadgeExplanation {
+            badge_id,
+            qualifies: false,
+            checks: vec![CheckOutcome {
+                label: format!("cannot be evaluated: {message}"),
+                pass: false,
+                values: vec![],
+            }],
+        }));
+        badges
+    }))
 }
 
 /// The explanation as text.

@@ -10,7 +10,6 @@ use super::{Outcome, connect, load_plan, print_table};
 use crate::config::plan::{Badge, BadgeStatus, Criterion, OnBackfill, Plan, WhenLocked};
 use crate::db::Db;
 use crate::evaluate::{Context, Evaluation};
-use crate::formula;
 use crate::instant;
 use crate::sources::{self, Shard, SourceKind};
 use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, Inserted, Store};
@@ -359,17 +358,16 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let loading = crate::telemetry::phase("loading sources");
     let snapshot = sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard).await?;
     drop(loading);
-    let (ready, failed) = split_by_columns(badges, &snapshot);
+    let (ready, failed) = crate::evaluate::split_ready(badges, &snapshot);
     let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
     let existing = target.store.existing_awards(&ids).await?;
     let ctx = Context { as_of: target.as_of, timezone: target.plan.timezone };
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();
     let evaluating = crate::telemetry::phase("evaluating badges");
-    let new = tokio::task::spawn_blocking(move || -> Result<DataFrame> {
+    let new = crate::evaluate::on_evaluation_thread(move || -> Result<DataFrame> {
         Evaluation::prepare(ctx, ready.iter(), &snapshot)?.new_awards(existing)
     })
-    .await
-    .map_err(|e| anyhow!("evaluation stopped: {e}"))??;
+    .await?;
     drop(evaluating);
     tracing::info!(new_awards = new.height(), "evaluated {} badges", ids.len());
     let _writing = crate::telemetry::phase("writing awards");
@@ -381,29 +379,6 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         None => Inserted { counts: count_per_badge(&new)?, stopped: false },
     };
     Ok(Evaluated { counts: inserted.counts, failed, stopped: inserted.stopped })
-}
-
-/// Separates badges whose formulas use an optional column the source did not return.
-fn split_by_columns<'a>(badges: &[&'a Badge], snapshot: &sources::Snapshot) -> (Vec<&'a Badge>, Vec<(String, String)>) {
-    let mut ready = Vec::new();
-    let mut failed = Vec::new();
-    for badge in badges {
-        let Criterion::Formula { tree, .. } = &badge.criterion else {
-            ready.push(*badge);
-            continue;
-        };
-        let missing: Vec<String> = formula::compile::optional_columns(tree)
-            .into_iter()
-            .filter(|(kind, column)| !snapshot.has_column(*kind, column))
-            .map(|(kind, column)| format!("source '{kind}' returns no '{column}' column"))
-            .collect();
-        if missing.is_empty() {
-            ready.push(*badge);
-        } else {
-            failed.push((badge.id.clone(), format!("the formula needs it: {}", missing.join("; "))));
-        }
-    }
-    (ready, failed)
 }
 
 fn count_per_badge(awards: &DataFrame) -> Result<Vec<(String, u64)>> {

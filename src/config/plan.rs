@@ -306,8 +306,11 @@ fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>
     let raw: RawBadge =
         toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| vec![e.message().trim_end().to_string()])?;
     let mut problems = Vec::new();
-    if raw.id.is_empty() || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        problems.push("the id must be non-empty and use only letters, digits, '-', '_' and '.'".to_string());
+    if raw.id.is_empty()
+        || raw.id.len() > 100
+        || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        problems.push("the id must be 1 to 100 letters, digits, '-', '_' and '.'".to_string());
     }
     if raw.name.trim().is_empty() {
         problems.push("the name is empty".to_string());

@@ -107,16 +107,34 @@ impl FeatureSet {
     }
 
     /// The member frame with one column per registered feature.
-    pub fn build(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
-        let mut frame = self.members(snapshot)?;
+    ///
+    /// Each feature is computed and aligned to the members on its own (a join of the member
+    /// ids with the feature's per-member values), then added as a column: one small plan per
+    /// feature rather than one plan with a join per feature, whose depth would grow with the
+    /// number of features.
+    pub fn build(&self, snapshot: &Snapshot) -> Result<DataFrame> {
+        let failed = |e: PolarsError| anyhow!("computing member features: {e}");
+        let members =
+            self.members(snapshot)?.sort(["user_id"], SortMultipleOptions::default()).collect().map_err(failed)?;
+        let ids = members.select(["user_id"]).map_err(failed)?;
+        let mut columns = Vec::with_capacity(self.columns.len());
         for (feature, name) in &self.columns {
             let values = self.compute(feature, snapshot)?.select([col("user_id"), col("value").alias(name.as_str())]);
-            frame = frame.left_join(values, col("user_id"), col("user_id"));
+            let mut value = col(name.as_str());
             if let Some(missing) = feature.missing_value() {
-                frame = frame.with_column(col(name.as_str()).fill_null(missing));
+                value = value.fill_null(missing);
             }
+            let aligned = ids
+                .clone()
+                .lazy()
+                .left_join(values, col("user_id"), col("user_id"))
+                .sort(["user_id"], SortMultipleOptions::default())
+                .select([value])
+                .collect()
+                .map_err(|e| anyhow!("computing feature {feature:?}: {e}"))?;
+            columns.extend(aligned.into_columns());
         }
-        Ok(frame)
+        members.hstack(&columns).map_err(failed)
     }
 
     /// Members created at or before the evaluation instant, with their base columns:

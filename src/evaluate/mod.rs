@@ -146,6 +146,47 @@ pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
     Some(Compiled { badge_id: badge.id.clone(), pass, checks })
 }
 
+/// Separates the badges that can be evaluated on `snapshot` from those whose formulas use an
+/// optional column the source did not return (with a message naming it).
+pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Badge>, Vec<(String, String)>) {
+    let mut ready = Vec::new();
+    let mut failed = Vec::new();
+    for badge in badges {
+        let Criterion::Formula { tree, .. } = &badge.criterion else {
+            ready.push(*badge);
+            continue;
+        };
+        let missing: Vec<String> = crate::formula::compile::optional_columns(tree)
+            .into_iter()
+            .filter(|(kind, column)| !snapshot.has_column(*kind, column))
+            .map(|(kind, column)| format!("source '{kind}' returns no '{column}' column"))
+            .collect();
+        if missing.is_empty() {
+            ready.push(*badge);
+        } else {
+            failed.push((badge.id.clone(), format!("the formula needs it: {}", missing.join("; "))));
+        }
+    }
+    (ready, failed)
+}
+
+/// Stack size of the thread that evaluates: Polars plans and expressions are walked
+/// recursively, and a formula may nest 256 levels deep. Only the pages used are committed.
+const EVALUATION_STACK: usize = 256 * 1024 * 1024;
+
+/// Runs CPU-heavy evaluation on a thread of its own with a deep stack, off the async runtime.
+pub async fn on_evaluation_thread<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("accolade-evaluate".to_string())
+        .stack_size(EVALUATION_STACK)
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| anyhow!("starting the evaluation thread: {e}"))?;
+    rx.await.map_err(|_| anyhow!("the evaluation thread stopped unexpectedly"))?
+}
+
 /// The feature frame of a snapshot and the compiled badges evaluated on it.
 pub struct Evaluation {
     pub ctx: Context,
@@ -158,7 +199,7 @@ impl Evaluation {
     pub fn prepare<'a>(ctx: Context, badges: impl IntoIterator<Item = &'a Badge>, snapshot: &Snapshot) -> Result<Self> {
         let mut features = FeatureSet::new(ctx);
         let compiled: Vec<Compiled> = badges.into_iter().filter_map(|b| compile(b, &mut features)).collect();
-        let frame = features.build(snapshot)?.collect().map_err(|e| anyhow!("computing member features: {e}"))?;
+        let frame = features.build(snapshot)?;
         Ok(Evaluation { ctx, features: frame, compiled })
     }
 

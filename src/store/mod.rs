@@ -217,6 +217,7 @@ impl Store {
                 "accolade_badges",
                 "(name, image, points, status, hidden_until_earned, rule_type, criterion, first_published_at, \
                  updated_at, badge_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "badge_id",
             ),
             Some(s) if s.differs_from(badge) => self.sql(
                 "UPDATE accolade_badges SET name = ?, image = ?, points = ?, status = ?, hidden_until_earned = ?, \
@@ -245,8 +246,15 @@ impl Store {
     }
 
     /// `INSERT ... VALUES ...` that skips rows whose key exists, in this database's words.
-    pub(crate) fn insert_ignore(&self, table: &str, rest: &str) -> AssertSqlSafe<String> {
-        self.sql(&format!("{}{rest}{}", self.insert_head(table), self.conflict_suffix()))
+    /// On MySQL this is `ON DUPLICATE KEY UPDATE key = key`, not `INSERT IGNORE`, which would
+    /// also turn a too-long value into a silent truncation.
+    pub(crate) fn insert_ignore(&self, table: &str, rest: &str, key: &str) -> AssertSqlSafe<String> {
+        match self.db.dialect() {
+            Dialect::MySql => self.sql(&format!("INSERT INTO {table} {rest} ON DUPLICATE KEY UPDATE {key} = {key}")),
+            Dialect::Sqlite | Dialect::Postgres => {
+                self.sql(&format!("{}{rest}{}", self.insert_head(table), self.conflict_suffix()))
+            }
+        }
     }
 
     /// The existing awards of these badges as a `(badge_id, user_id)` frame.

@@ -49,7 +49,8 @@ impl Store {
 
     /// Records that these badges' backfills completed for `shard`.
     pub async fn mark_backfilled(&self, badge_ids: &[String], shard: &str, now: DateTime<Utc>) -> Result<()> {
-        let sql = self.insert_ignore("accolade_backfills", "(badge_id, shard, completed_at) VALUES (?, ?, ?)");
+        let sql =
+            self.insert_ignore("accolade_backfills", "(badge_id, shard, completed_at) VALUES (?, ?, ?)", "badge_id");
         for id in badge_ids {
             with_pool!(self.db(), pool => sqlx::query(crate::store::clone_sql(&sql))
                 .bind(id)

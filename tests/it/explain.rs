@@ -250,9 +250,6 @@ async fn explain_from_the_command_line_shows_held_badges_clauses_values_and_the_
 
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG: commands/explain.rs evaluates every badge without run.rs's split_by_columns, so one formula \
-            on a column the source lacks (avatar_changed, posts kind/thread_id) fails explain for every badge \
-            with a raw Polars 'unable to find column' error"]
 async fn explain_still_explains_the_other_badges_when_a_formula_needs_a_missing_column(
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {

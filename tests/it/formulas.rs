@@ -273,9 +273,6 @@ async fn a_list_of_100000_user_ids_awards_exactly_the_listed_members(
 
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG (MySQL only): accolade_badges.criterion is TEXT (64 KiB) and is written with INSERT IGNORE, \
-            so a long formula's fingerprint is silently truncated; the next run refuses the unchanged badge and \
-            then fails writing the refusal (Data too long for accolade_run_badges.message)"]
 async fn a_published_100000_id_formula_is_not_refused_by_the_next_run(
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
@@ -1034,9 +1031,6 @@ fn or_chain(clauses: i64) -> String {
 
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG: aborts the whole test process (stack overflow): evaluate/features.rs FeatureSet::build left-joins \
-            one frame per distinct feature into one lazy plan, and Polars converts that plan recursively on a \
-            2 MiB blocking thread; in a debug build 20 distinct features already overflow"]
 async fn an_or_chain_of_256_clauses_is_evaluated(
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
@@ -1109,8 +1103,6 @@ async fn reformatting_a_published_formula_is_accepted_but_changing_its_threshold
 // ---------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG (MySQL only): store/lock.rs takes GET_LOCK('accolade_run'), a server-wide name, so a run on one \
-            awards database blocks runs on every other database of the same server"]
 async fn a_run_holding_the_lock_of_one_mysql_database_does_not_block_a_run_on_another() {
     let Some(_backend) = use_backend(Backend::MySql) else { return };
     let busy = TestHost::for_formulas().await;
