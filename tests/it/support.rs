@@ -15,7 +15,7 @@
 
 use accolade::commands::award::{AwardReport, award};
 use accolade::commands::run::{RunReport, execute};
-use accolade::config::plan::{Plan, compile};
+use accolade::config::plan::{Plan, WhenLocked, compile};
 use accolade::db::Db;
 use accolade::store::{Store, StoredAward, StoredBadge};
 use chrono::{DateTime, Utc};
@@ -67,7 +67,8 @@ pub fn use_backend(backend: Backend) -> Option<BackendGuard> {
     Some(BackendGuard(CURRENT.with(|c| c.replace(backend))))
 }
 
-fn admin_url(backend: Backend) -> String {
+/// The admin URL of a server backend (empty for SQLite).
+pub fn admin_url(backend: Backend) -> String {
     let (var, default) = match backend {
         Backend::Sqlite => return String::new(),
         Backend::Postgres => ("ACCOLADE_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
@@ -150,6 +151,16 @@ impl Drop for TestHost {
         if !matches!(dropped, Ok(Some(()))) {
             eprintln!("warning: could not drop test database {}", self.url);
         }
+    }
+}
+
+/// Runs one statement through the backend's admin URL (e.g. `CREATE ROLE`, `DROP ROLE`).
+pub async fn admin_exec(backend: Backend, sql: &str) {
+    let admin = Db::connect(&admin_url(backend)).await.expect("connecting to the test server");
+    let result = run_sql(&admin, sql).await;
+    admin.close().await;
+    if let Err(error) = result {
+        panic!("admin SQL failed on {backend:?}: {error}\n{sql}");
     }
 }
 
@@ -340,6 +351,18 @@ impl TestHost {
     }
 
     async fn execute(&self, plan: &Plan, as_of: DateTime<Utc>, dry_run: bool) -> anyhow::Result<RunReport> {
+        // MySQL's GET_LOCK names are server-wide, so the run lock of one MySQL database is the
+        // run lock of every database on the server (see the ignored BUG test
+        // `databases::a_run_lock_on_one_mysql_database_does_not_block_a_run_on_another`):
+        // concurrent tests, and other test processes on the same server, would make each
+        // other's runs exit. Runs on MySQL therefore wait for the lock.
+        let waiting;
+        let plan = if self.backend == Backend::MySql {
+            waiting = Plan { when_locked: WhenLocked::Wait, ..plan.clone() };
+            &waiting
+        } else {
+            plan
+        };
         let db = Db::connect(&self.url).await?;
         let store = Store::new(db.clone());
         let report = execute(plan, &db, &store, Some(as_of), dry_run, &[]).await;
@@ -356,8 +379,49 @@ impl TestHost {
         report
     }
 
-    fn store(&self) -> Store {
+    /// The awards store of this host (its own database), on the host's connection pool.
+    pub fn store(&self) -> Store {
         Store::new(self.db.clone())
+    }
+
+    /// The server database's name (PostgreSQL and MySQL).
+    pub fn database_name(&self) -> Option<&str> {
+        self.database.as_deref()
+    }
+
+    /// The host's URL with `user` (no password) instead of the admin account.
+    pub fn url_as(&self, user: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a server URL has a scheme");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("{scheme}://{user}@{host}")
+    }
+
+    /// The first column of the first row of `sql` as an integer, or `None` if the query fails
+    /// (e.g. its table does not exist yet).
+    pub async fn try_count(&self, sql: &str) -> Option<i64> {
+        let sql = AssertSqlSafe(sql.to_string());
+        let count = match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+            Db::MySql(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+        };
+        count.ok()
+    }
+
+    /// The first column of the first row of `sql` as an integer.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.try_count(sql).await.unwrap_or_else(|| panic!("the query should return an integer: {sql}"))
+    }
+
+    /// The first column of the first row of `sql` as text (NULL as `None`).
+    pub async fn text(&self, sql: &str) -> Option<String> {
+        let query = AssertSqlSafe(sql.to_string());
+        let text = match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar::<_, Option<String>>(query).fetch_one(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar::<_, Option<String>>(query).fetch_one(pool).await,
+            Db::MySql(pool) => sqlx::query_scalar::<_, Option<String>>(query).fetch_one(pool).await,
+        };
+        text.unwrap_or_else(|e| panic!("the query should return text: {e}\n{sql}"))
     }
 
     /// Every award as `(badge_id, user_id)`, sorted.
