@@ -26,7 +26,7 @@ INSERT INTO members (id, handle, joined_at, is_blocked, avatar_set)
 SELECT i, 'member' || i,
        date_trunc('day', now()) - ((i * 7919) % 900) * interval '1 day' - ((i * 31337) % 86400) * interval '1 second',
        i % 23 = 0, i % 3 = 0
-FROM generate_series(1, :members) AS i;
+FROM generate_series(1::bigint, :members) AS i;
 
 CREATE TEMP TABLE activity AS
 SELECT id, joined_at,

@@ -4,6 +4,10 @@
 -- notifications are off).
 ALTER TABLE accolade_awards ADD COLUMN notify BOOLEAN NOT NULL DEFAULT TRUE;
 
+-- Which shard ('I/N', '0/1' when unsharded) a run evaluated: a run that finds a run of its
+-- own shard still 'running' knows that process died (it holds that shard's lock).
+ALTER TABLE accolade_runs ADD COLUMN shard TEXT NOT NULL DEFAULT '0/1';
+
 -- A badge's first evaluation after it is published is its backfill; this records, per shard
 -- ('0/1' when unsharded), that the backfill has completed.
 CREATE TABLE IF NOT EXISTS accolade_backfills (

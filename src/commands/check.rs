@@ -122,7 +122,7 @@ async fn check_source(db: &Db, kind: SourceKind, sql: &str) -> Option<String> {
     let missing: Vec<&str> = kind
         .columns()
         .iter()
-        .filter(|spec| spec.required && !names.iter().any(|n| n.eq_ignore_ascii_case(spec.name)))
+        .filter(|spec| spec.required && !names.iter().any(|n| spec.matches(n)))
         .map(|spec| spec.name)
         .collect();
     (!missing.is_empty()).then(|| {

@@ -209,7 +209,19 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
         }
         report.backfill = report.status == "evaluated" && !backfilled.contains(&report.badge_id);
     }
-    let run_id = if options.dry_run { None } else { Some(store.begin_run(started, as_of).await?) };
+    let run_id = match options.dry_run {
+        true => None,
+        false => {
+            let abandoned = store.fail_abandoned_runs(&shard_key, started).await?;
+            if abandoned > 0 {
+                tracing::warn!(
+                    abandoned,
+                    "recorded {abandoned} earlier run(s) that stopped without finishing as failed"
+                );
+            }
+            Some(store.begin_run(started, as_of, &shard_key).await?)
+        }
+    };
     let kinds = award_kinds(plan, &reports);
     let stop = options.stop.as_deref();
     let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds, stop };
@@ -260,7 +272,10 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
         Err(error) => {
             if let Some(run_id) = run_id {
                 let message = format!("{error:#}");
-                store.finish_run(run_id, "failed", &[], Some(&message)).await?;
+                // The run's own error matters more than a failure to record it.
+                if let Err(recording) = store.finish_run(run_id, "failed", &[], Some(&message)).await {
+                    tracing::error!("could not record run {run_id} as failed: {recording:#}");
+                }
             }
             Err(error)
         }

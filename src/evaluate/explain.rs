@@ -84,8 +84,19 @@ impl Evaluation {
                 as_i64().and_then(date_from_days).map(|d| d.to_string()).unwrap_or_else(|| value.to_string())
             }
             (_, ShowAs::PeriodKey(Period::Month)) => as_i64().map(month_label).unwrap_or_else(|| value.to_string()),
+            (_, ShowAs::Millionths) => as_i64().map(millionths).unwrap_or_else(|| value.to_string()),
             (AnyValue::Float64(f), _) => f.to_string(),
             _ => value.to_string(),
         }
+    }
+}
+
+/// Whole millionths as a decimal without trailing zeros: 2490000 is "2.49", 3000000 is "3".
+fn millionths(value: i64) -> String {
+    let sign = if value < 0 { "-" } else { "" };
+    let (whole, fraction) = (value.unsigned_abs() / 1_000_000, value.unsigned_abs() % 1_000_000);
+    match fraction {
+        0 => format!("{sign}{whole}"),
+        _ => format!("{sign}{whole}.{}", format!("{fraction:06}").trim_end_matches('0')),
     }
 }

@@ -38,7 +38,8 @@ pub enum Feature {
     LastSignin { since: Option<i64> },
     /// Distinct trainings in that state (of one training if given).
     Trainings { state: TrainingState, training: Option<String>, since: Option<i64> },
-    /// The sum of the member's `metrics` rows of that name; 0 without one.
+    /// The sum of the member's `metrics` rows of that name, in whole millionths (see
+    /// [`METRIC_SCALE`]); 0 without one.
     Metric { name: String },
     /// The member has any of these roles.
     AnyRole { roles: Vec<String> },
@@ -53,7 +54,7 @@ impl Feature {
     fn missing_value(&self) -> Option<Expr> {
         match self {
             Feature::BestPeriodKey { .. } | Feature::LastSignin { .. } | Feature::SettingValue { .. } => None,
-            Feature::Metric { .. } => Some(lit(0.0f64)),
+            Feature::Metric { .. } => Some(lit(0i64)),
             Feature::AnyRole { .. } | Feature::IdIn { .. } => Some(lit(false)),
             _ => Some(lit(0i64)),
         }
@@ -201,7 +202,7 @@ impl FeatureSet {
             Feature::Trainings { state, training, since } => self.trainings(snapshot, *state, training, *since)?,
             Feature::Metric { name } => {
                 let metrics = source(snapshot, SourceKind::Metrics)?.filter(col("name").eq(lit(name.as_str())));
-                per_user(metrics, col("value").fill_null(lit(0.0f64)).sum())
+                per_user(metrics, exact_sum(col("value").fill_null(lit(0.0f64))))
             }
             Feature::AnyRole { roles } => {
                 let wanted = one_column_frame("role", Column::new("role".into(), roles.as_slice()))?;
@@ -292,6 +293,19 @@ impl FeatureSet {
     }
 }
 
+/// Metric values are summed as whole millionths, so DECIMAL values add up exactly
+/// (0.70 + 0.10 is 0.8, not 0.7999999999999999) for values of up to six decimals.
+pub const METRIC_SCALE: f64 = 1_000_000.0;
+
+/// The sum of `value` in whole millionths (Int64), each value rounded to the nearest one.
+fn exact_sum(value: Expr) -> Expr {
+    let scaled = value * lit(METRIC_SCALE);
+    let rounded = when(scaled.clone().gt_eq(lit(0.0f64)))
+        .then((scaled.clone() + lit(0.5f64)).cast(DataType::Int64))
+        .otherwise((scaled - lit(0.5f64)).cast(DataType::Int64));
+    rounded.sum()
+}
+
 /// A datetime column as µs since the epoch.
 fn micros(instant: Expr) -> Expr {
     instant.dt().timestamp(TimeUnit::Microseconds)
@@ -310,4 +324,30 @@ fn source(snapshot: &Snapshot, kind: SourceKind) -> Result<LazyFrame> {
 
 fn one_column_frame(name: &str, column: Column) -> Result<LazyFrame> {
     DataFrame::new(column.len(), vec![column]).map(IntoLazy::lazy).map_err(|e| anyhow!("building the {name} list: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimal_metric_values_add_up_exactly() {
+        let frame = DataFrame::new(
+            3,
+            vec![Column::new("user_id".into(), [1i64, 1, 2]), Column::new("value".into(), [0.70f64, 0.10, 2.49])],
+        )
+        .and_then(|df| {
+            df.lazy()
+                .group_by([col("user_id")])
+                .agg([exact_sum(col("value")).alias("sum")])
+                .sort(["user_id"], Default::default())
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+        let sums: Vec<Option<i64>> = frame
+            .and_then(|df| df.column("sum").and_then(|c| c.i64().cloned()).map_err(|e| e.to_string()))
+            .map(|c| c.iter().collect())
+            .unwrap_or_default();
+        assert_eq!(sums, vec![Some(800_000), Some(2_490_000)]);
+    }
 }

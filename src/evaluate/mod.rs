@@ -8,7 +8,7 @@ mod explain;
 mod features;
 
 pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome};
-pub use features::{Feature, FeatureSet};
+pub use features::{Feature, FeatureSet, METRIC_SCALE};
 
 use crate::config::plan::{Badge, Criterion};
 use crate::instant;
@@ -96,6 +96,8 @@ pub enum ShowAs {
     Text,
     /// µs since the epoch, UTC.
     Instant,
+    /// A number kept in whole millionths (host metric sums).
+    Millionths,
     /// A week key (local days of its Monday) or a month key.
     PeriodKey(Period),
 }

@@ -6,7 +6,7 @@
 //! show each clause with the member's value beside it.
 
 use super::{Clause, CmpOp, Formula, FormulaError, Spanned};
-use crate::evaluate::{Check, Feature, FeatureSet, ShowAs, Shown, TrainingState};
+use crate::evaluate::{Check, Feature, FeatureSet, METRIC_SCALE, ShowAs, Shown, TrainingState};
 use crate::instant::{self, CalendarSpan};
 use crate::sources::SourceKind;
 use chrono_tz::Tz;
@@ -195,9 +195,19 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
     let label = clause.to_string();
     let (pass, shown) = match clause {
         Clause::Metric { name, op, value } => {
-            let column = features.column(metric_feature(&name.value, since));
-            let pass = compare(column.clone().cast(DataType::Float64), *op, lit(*value));
-            (pass, vec![Shown::count("has", column)])
+            let feature = metric_feature(&name.value, since);
+            let host_metric = matches!(feature, Feature::Metric { .. });
+            let column = features.column(feature);
+            if host_metric {
+                // Host metrics are summed in whole millionths: compare in millionths too, so
+                // 0.70 + 0.10 meets 0.8 exactly.
+                let threshold = (value * METRIC_SCALE).round();
+                let pass = compare(column.clone().cast(DataType::Float64), *op, lit(threshold));
+                (pass, vec![Shown { name: "has", expr: column, format: ShowAs::Millionths }])
+            } else {
+                let pass = compare(column.clone().cast(DataType::Float64), *op, lit(*value));
+                (pass, vec![Shown::count("has", column)])
+            }
         }
         Clause::RolesIn { roles } => {
             let mut roles = roles.clone();

@@ -82,9 +82,21 @@ pub(crate) async fn copy_out(
 ) -> Result<(usize, Vec<ColumnBuilder>)> {
     let mut stream = pool.copy_out_raw(copy).await.with_context(|| format!("{label}: the query failed"))?;
     let mut decoder = Decoder { buffer: Vec::new(), header_done: false, rows: 0, finished: false };
+    let mut failure = None;
     while let Some(chunk) = stream.try_next().await.with_context(|| format!("{label}: the query failed"))? {
+        // After a bad value the rest of the stream is read and dropped: a COPY left unfinished
+        // would leave its connection, back in the pool, out of step with the server.
+        if failure.is_some() {
+            continue;
+        }
         decoder.buffer.extend_from_slice(&chunk);
-        decoder.drain(label, wires, &mut builders)?;
+        if let Err(error) = decoder.drain(label, wires, &mut builders) {
+            failure = Some(error);
+            decoder.buffer = Vec::new();
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
     }
     if !decoder.finished {
         bail!("{label}: the COPY stream ended early");

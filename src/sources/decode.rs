@@ -269,7 +269,7 @@ mod tests {
     use super::*;
 
     fn spec(ty: ColumnType, nullable: bool) -> ColumnSpec {
-        ColumnSpec { name: "c", ty, required: true, nullable }
+        ColumnSpec { name: "c", ty, required: true, nullable, alias: None }
     }
 
     #[test]

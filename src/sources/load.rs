@@ -71,7 +71,7 @@ where
 pub(super) fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usize, ColumnBuilder)>> {
     let mut mapped = Vec::new();
     for spec in kind.columns() {
-        match names.iter().position(|n| n.eq_ignore_ascii_case(spec.name)) {
+        match names.iter().position(|n| spec.matches(n)) {
             Some(index) => mapped.push((index, ColumnBuilder::new(*spec, 0))),
             None if spec.required => bail!(
                 "source '{kind}' has no column '{}' (the query returns: {}); alias it with AS {}",

@@ -73,13 +73,13 @@ impl SourceKind {
 }
 
 const fn req(name: &'static str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec { name, ty, required: true, nullable: false }
+    ColumnSpec { name, ty, required: true, nullable: false, alias: None }
 }
 const fn opt(name: &'static str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec { name, ty, required: false, nullable: true }
+    ColumnSpec { name, ty, required: false, nullable: true, alias: None }
 }
 const fn nullable(name: &'static str, ty: ColumnType) -> ColumnSpec {
-    ColumnSpec { name, ty, required: true, nullable: true }
+    ColumnSpec { name, ty, required: true, nullable: true, alias: None }
 }
 
 const USERS: &[ColumnSpec] = &[
@@ -103,8 +103,12 @@ const TRAININGS: &[ColumnSpec] = &[
     nullable("passed", ColumnType::Bool),
 ];
 const ROLES: &[ColumnSpec] = &[req("user_id", ColumnType::Id), req("role", ColumnType::Text)];
-const SETTINGS: &[ColumnSpec] =
-    &[req("user_id", ColumnType::Id), req("key", ColumnType::Text), nullable("value", ColumnType::Text)];
+const SETTINGS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    // KEY is reserved in MySQL: `name` spares users the quoting (`AS \`key\``).
+    ColumnSpec { alias: Some("name"), ..req("key", ColumnType::Text) },
+    nullable("value", ColumnType::Text),
+];
 const METRICS: &[ColumnSpec] =
     &[req("user_id", ColumnType::Id), req("name", ColumnType::Text), nullable("value", ColumnType::Number)];
 
@@ -161,6 +165,15 @@ pub struct ColumnSpec {
     pub required: bool,
     /// NULL is allowed (and means "unknown": false, zero, or no value).
     pub nullable: bool,
+    /// Another name the query may use for this column.
+    pub alias: Option<&'static str>,
+}
+
+impl ColumnSpec {
+    /// Whether a result column named `column` is this one (names are case-insensitive).
+    pub fn matches(&self, column: &str) -> bool {
+        column.eq_ignore_ascii_case(self.name) || self.alias.is_some_and(|alias| column.eq_ignore_ascii_case(alias))
+    }
 }
 
 /// The `[sources]` queries of a config, by kind.

@@ -380,22 +380,42 @@ impl Store {
     }
 
     /// Starts a run record and returns its id.
-    pub async fn begin_run(&self, started_at: DateTime<Utc>, as_of: DateTime<Utc>) -> Result<i64> {
-        let insert = "INSERT INTO accolade_runs (started_at, as_of, outcome) VALUES (?, ?, 'running')";
+    pub async fn begin_run(&self, started_at: DateTime<Utc>, as_of: DateTime<Utc>, shard: &str) -> Result<i64> {
+        let insert = "INSERT INTO accolade_runs (started_at, as_of, outcome, shard) VALUES (?, ?, 'running', ?)";
         let id = match &self.db {
-            Db::MySql(pool) => {
-                sqlx::query(insert).bind(started_at).bind(as_of).execute(pool).await.map(|r| r.last_insert_id() as i64)
-            }
+            Db::MySql(pool) => sqlx::query(insert)
+                .bind(started_at)
+                .bind(as_of)
+                .bind(shard)
+                .execute(pool)
+                .await
+                .map(|r| r.last_insert_id() as i64),
             db => {
                 let sql = self.sql(&format!("{insert} RETURNING run_id"));
                 match db {
-                    Db::Postgres(pool) => sqlx::query_scalar(sql).bind(started_at).bind(as_of).fetch_one(pool).await,
-                    Db::Sqlite(pool) => sqlx::query_scalar(sql).bind(started_at).bind(as_of).fetch_one(pool).await,
+                    Db::Postgres(pool) => {
+                        sqlx::query_scalar(sql).bind(started_at).bind(as_of).bind(shard).fetch_one(pool).await
+                    }
+                    Db::Sqlite(pool) => {
+                        sqlx::query_scalar(sql).bind(started_at).bind(as_of).bind(shard).fetch_one(pool).await
+                    }
                     Db::MySql(_) => unreachable!("handled above"),
                 }
             }
         };
         id.context("recording the run start")
+    }
+
+    /// Marks this shard's runs still recorded as `running` as failed: the caller holds the
+    /// shard's lock, so their processes died (killed, out of memory) before finishing.
+    pub async fn fail_abandoned_runs(&self, shard: &str, now: DateTime<Utc>) -> Result<u64> {
+        let sql = self.sql(
+            "UPDATE accolade_runs SET outcome = 'failed', finished_at = ?, \
+             message = 'the process stopped before the run finished; a later run completed the work' \
+             WHERE outcome = 'running' AND shard = ?",
+        );
+        with_pool!(&self.db, pool => sqlx::query(sql).bind(now).bind(shard).execute(pool).await.map(|r| r.rows_affected()))
+            .context("closing abandoned runs")
     }
 
     /// Completes a run record with its outcome and per-badge results.

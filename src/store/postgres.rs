@@ -84,8 +84,8 @@ pub async fn existing_awards(pool: &PgPool, badge_ids: &[String]) -> Result<Data
         list.join(", ")
     );
     let specs = [
-        ColumnSpec { name: "badge_id", ty: ColumnType::Text, required: true, nullable: false },
-        ColumnSpec { name: "user_id", ty: ColumnType::Id, required: true, nullable: false },
+        ColumnSpec { name: "badge_id", ty: ColumnType::Text, required: true, nullable: false, alias: None },
+        ColumnSpec { name: "user_id", ty: ColumnType::Id, required: true, nullable: false, alias: None },
     ];
     let builders = specs.iter().map(|spec| ColumnBuilder::new(*spec, 0)).collect();
     let (height, builders) = copy_out(pool, "existing awards", &copy, &[Wire::Text, Wire::Int8], builders).await?;

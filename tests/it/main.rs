@@ -1,4 +1,5 @@
 mod cli;
+mod databases;
 mod errors;
 mod explain;
 mod formulas;

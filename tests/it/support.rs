@@ -68,7 +68,8 @@ pub fn use_backend(backend: Backend) -> Option<BackendGuard> {
     Some(BackendGuard(CURRENT.with(|c| c.replace(backend))))
 }
 
-fn admin_url(backend: Backend) -> String {
+/// The admin URL of a server backend (empty for SQLite).
+pub fn admin_url(backend: Backend) -> String {
     let (var, default) = match backend {
         Backend::Sqlite => return String::new(),
         Backend::Postgres => ("ACCOLADE_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
@@ -151,6 +152,16 @@ impl Drop for TestHost {
         if !matches!(dropped, Ok(Some(()))) {
             eprintln!("warning: could not drop test database {}", self.url);
         }
+    }
+}
+
+/// Runs one statement through the backend's admin URL (e.g. `CREATE ROLE`, `DROP ROLE`).
+pub async fn admin_exec(backend: Backend, sql: &str) {
+    let admin = Db::connect(&admin_url(backend)).await.expect("connecting to the test server");
+    let result = run_sql(&admin, sql).await;
+    admin.close().await;
+    if let Err(error) = result {
+        panic!("admin SQL failed on {backend:?}: {error}\n{sql}");
     }
 }
 
@@ -386,9 +397,7 @@ metrics = 'SELECT user_id, counter AS name, amount AS {value} FROM counters'
         )
     }
 
-    /// [`Self::config_in`] whose runs wait for the run lock instead of exiting. MySQL's lock
-    /// (`GET_LOCK('accolade_run')`) is server-wide, so runs on other test databases of the same
-    /// server (parallel tests, other checkouts) would otherwise fail a run at random.
+    /// [`Self::config_in`] whose runs wait for the run lock instead of exiting.
     pub fn config_waiting(&self, timezone: &str, badges: &str, sources: &str) -> String {
         self.config_in(timezone, badges, sources).replacen(
             "[evaluation]\n",
@@ -454,8 +463,49 @@ metrics = 'SELECT user_id, counter AS name, amount AS {value} FROM counters'
         report
     }
 
+    /// The awards store of this host (its own database), on the host's connection pool.
     pub fn store(&self) -> Store {
         Store::new(self.db.clone())
+    }
+
+    /// The server database's name (PostgreSQL and MySQL).
+    pub fn database_name(&self) -> Option<&str> {
+        self.database.as_deref()
+    }
+
+    /// The host's URL with `user` (no password) instead of the admin account.
+    pub fn url_as(&self, user: &str) -> String {
+        let (scheme, rest) = self.url.split_once("://").expect("a server URL has a scheme");
+        let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        format!("{scheme}://{user}@{host}")
+    }
+
+    /// The first column of the first row of `sql` as an integer, or `None` if the query fails
+    /// (e.g. its table does not exist yet).
+    pub async fn try_count(&self, sql: &str) -> Option<i64> {
+        let sql = AssertSqlSafe(sql.to_string());
+        let count = match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+            Db::MySql(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+        };
+        count.ok()
+    }
+
+    /// The first column of the first row of `sql` as an integer.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.try_count(sql).await.unwrap_or_else(|| panic!("the query should return an integer: {sql}"))
+    }
+
+    /// The first column of the first row of `sql` as text (NULL as `None`).
+    pub async fn text(&self, sql: &str) -> Option<String> {
+        let query = AssertSqlSafe(sql.to_string());
+        let text = match &self.db {
+            Db::Sqlite(pool) => sqlx::query_scalar::<_, Option<String>>(query).fetch_one(pool).await,
+            Db::Postgres(pool) => sqlx::query_scalar::<_, Option<String>>(query).fetch_one(pool).await,
+            Db::MySql(pool) => sqlx::query_scalar::<_, Option<String>>(query).fetch_one(pool).await,
+        };
+        text.unwrap_or_else(|e| panic!("the query should return text: {e}\n{sql}"))
     }
 
     /// Every award as `(badge_id, user_id)`, sorted.
