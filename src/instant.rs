@@ -7,7 +7,9 @@
 //! calendar spans (`3 months`). Everything is in microseconds since the Unix epoch, UTC,
 //! which is how the evaluator stores instants in its frames.
 
-use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -324,6 +326,39 @@ impl serde::Serialize for CalendarSpan {
     }
 }
 
+/// The UTC offsets of `tz` over `[from, to]` (µs since the epoch): the offset at `from`, then
+/// each change as `(instant it takes effect, new offset)`, all in µs. Lets a whole column be
+/// shifted to local time with a few comparisons instead of a zone lookup per value.
+pub fn offset_changes(tz: &Tz, from: i64, to: i64) -> (i64, Vec<(i64, i64)>) {
+    // Zones change offset at most a few times a year, never twice within a day: scan in steps
+    // of a day and find each change to the second by bisection.
+    const STEP: i64 = 86_400 * MICROS_PER_SECOND;
+    let offset_at = |micros: i64| -> i64 {
+        from_micros(micros)
+            .map_or(0, |t| i64::from(tz.offset_from_utc_datetime(&t.naive_utc()).fix().local_minus_utc()))
+            * MICROS_PER_SECOND
+    };
+    let first = offset_at(from);
+    let mut changes = Vec::new();
+    let (mut at, mut offset) = (from, first);
+    while at < to {
+        let next = (at + STEP).min(to);
+        let next_offset = offset_at(next);
+        if next_offset != offset {
+            // The change happens in (at, next]: bisect to the first second with the new offset.
+            let (mut lo, mut hi) = (at, next);
+            while hi - lo > MICROS_PER_SECOND {
+                let mid = lo + (hi - lo) / 2;
+                if offset_at(mid) == offset { lo = mid } else { hi = mid }
+            }
+            changes.push((hi - hi.rem_euclid(MICROS_PER_SECOND), next_offset));
+            offset = next_offset;
+        }
+        at = next;
+    }
+    (first, changes)
+}
+
 /// Days since 1970-01-01 of the Monday that starts the ISO week of `days`.
 pub fn week_start(days: i64) -> i64 {
     days - (days + 3).rem_euclid(7)
@@ -418,6 +453,19 @@ mod tests {
             jan31.and_then(|w| span.add_to(w)),
             NaiveDate::from_ymd_opt(2026, 2, 28).and_then(|d| d.and_hms_opt(10, 0, 0))
         );
+    }
+
+    #[test]
+    fn offset_changes_find_both_2026_transitions_of_new_york_to_the_second() {
+        let tz = chrono_tz::America::New_York;
+        let (first, changes) = offset_changes(&tz, micros("2026-01-01T00:00:00Z"), micros("2027-01-01T00:00:00Z"));
+        let hour = 3_600 * MICROS_PER_SECOND;
+        assert_eq!(first, -5 * hour);
+        assert_eq!(
+            changes,
+            vec![(micros("2026-03-08T07:00:00Z"), -4 * hour), (micros("2026-11-01T06:00:00Z"), -5 * hour)]
+        );
+        assert_eq!(offset_changes(&Tz::UTC, 0, micros("2027-01-01T00:00:00Z")), (0, vec![]));
     }
 
     #[test]

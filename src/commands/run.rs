@@ -371,11 +371,20 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     }
     let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
     let loading = crate::telemetry::phase("loading sources");
+    let clock = std::time::Instant::now();
     let snapshot = sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard).await?;
     drop(loading);
+    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, "loaded sources");
     let (ready, failed) = crate::evaluate::split_ready(badges, &snapshot);
     let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
+    let clock = std::time::Instant::now();
     let existing = target.store.existing_awards(&ids).await?;
+    tracing::info!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        existing = existing.height(),
+        "read existing awards"
+    );
+    let clock = std::time::Instant::now();
     let ctx = Context { as_of: target.as_of, timezone: target.plan.timezone };
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();
     let evaluating = crate::telemetry::phase("evaluating badges");
@@ -384,7 +393,13 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     })
     .await?;
     drop(evaluating);
-    tracing::info!(new_awards = new.height(), "evaluated {} badges", ids.len());
+    tracing::info!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        new_awards = new.height(),
+        "evaluated {} badges",
+        ids.len()
+    );
+    let clock = std::time::Instant::now();
     let _writing = crate::telemetry::phase("writing awards");
     let inserted = match target.run_id {
         Some(run_id) => {
@@ -393,6 +408,7 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         }
         None => Inserted { counts: count_per_badge(&new)?, stopped: false },
     };
+    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, "wrote awards");
     Ok(Evaluated { counts: inserted.counts, failed, stopped: inserted.stopped })
 }
 

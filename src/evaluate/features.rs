@@ -119,17 +119,21 @@ impl FeatureSet {
             self.members(snapshot)?.sort(["user_id"], SortMultipleOptions::default()).collect().map_err(failed)?;
         let ids = members.select(["user_id"]).map_err(failed)?;
         let mut columns = Vec::with_capacity(self.columns.len());
+        let mut best_periods = BestPeriods::new();
         for (feature, name) in &self.columns {
-            let values = self.compute(feature, snapshot)?.select([col("user_id"), col("value").alias(name.as_str())]);
+            let values = self
+                .compute(feature, snapshot, &mut best_periods)?
+                .select([col("user_id"), col("value").alias(name.as_str())]);
             let mut value = col(name.as_str());
             if let Some(missing) = feature.missing_value() {
                 value = value.fill_null(missing);
             }
+            // Keeping the left side's order aligns the values with `members` without a sort.
+            let keep_order = JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) };
             let aligned = ids
                 .clone()
                 .lazy()
-                .left_join(values, col("user_id"), col("user_id"))
-                .sort(["user_id"], SortMultipleOptions::default())
+                .join(values, [col("user_id")], [col("user_id")], keep_order)
                 .select([value])
                 .collect()
                 .map_err(|e| anyhow!("computing feature {feature:?}: {e}"))?;
@@ -172,7 +176,7 @@ impl FeatureSet {
     }
 
     /// A frame `(user_id, value)` for one feature.
-    fn compute(&self, feature: &Feature, snapshot: &Snapshot) -> Result<LazyFrame> {
+    fn compute(&self, feature: &Feature, snapshot: &Snapshot, best_periods: &mut BestPeriods) -> Result<LazyFrame> {
         let per_user = |lf: LazyFrame, value: Expr| lf.group_by([col("user_id")]).agg([value.alias("value")]);
         let count = || len().cast(DataType::Int64);
         Ok(match feature {
@@ -188,13 +192,12 @@ impl FeatureSet {
                 per_user(self.activity(snapshot, SourceKind::Connections, *since)?, count())
             }
             Feature::Logins { since } => per_user(self.activity(snapshot, SourceKind::Logins, *since)?, count()),
-            Feature::BestPeriod { period, since } => {
-                per_user(self.period_counts(snapshot, *period, *since)?, col("n").max())
-            }
-            Feature::BestPeriodKey { period, since } => per_user(
-                self.period_counts(snapshot, *period, *since)?,
-                col("period").filter(col("n").eq(col("n").max())).min(),
-            ),
+            Feature::BestPeriod { period, since } => self
+                .best_periods(snapshot, *period, *since, best_periods)?
+                .select([col("user_id"), col("best").alias("value")]),
+            Feature::BestPeriodKey { period, since } => self
+                .best_periods(snapshot, *period, *since, best_periods)?
+                .select([col("user_id"), col("key").alias("value")]),
             Feature::ConsecutiveLoginDays { since } => self.consecutive_days(snapshot, *since)?,
             Feature::LastSignin { since } => {
                 per_user(self.activity(snapshot, SourceKind::Logins, *since)?, micros(col("created_at")).max())
@@ -220,17 +223,36 @@ impl FeatureSet {
         })
     }
 
+    /// Each member's best count and its (earliest) period, computed once for both features.
+    fn best_periods(
+        &self,
+        snapshot: &Snapshot,
+        period: Period,
+        since: Option<i64>,
+        cache: &mut BestPeriods,
+    ) -> Result<LazyFrame> {
+        if let Some(frame) = cache.get(&(period, since)) {
+            return Ok(frame.clone().lazy());
+        }
+        let frame = self
+            .period_counts(snapshot, period, since)?
+            .group_by([col("user_id")])
+            .agg([col("n").max().alias("best"), col("period").filter(col("n").eq(col("n").max())).min().alias("key")])
+            .collect()
+            .map_err(|e| anyhow!("counting connections per {period}: {e}"))?;
+        cache.insert((period, since), frame.clone());
+        Ok(frame.lazy())
+    }
+
     /// Connections counted per member and calendar week (Monday-start key, in local days) or
     /// month (`year * 12 + month - 1`): `(user_id, period, n)`.
     fn period_counts(&self, snapshot: &Snapshot, period: Period, since: Option<i64>) -> Result<LazyFrame> {
-        let local = self.local_zoned(col("created_at"));
+        let days = self.local_days(snapshot, SourceKind::Connections)?;
         let key = match period {
-            Period::Week => {
-                let days = local.dt().date().cast(DataType::Int32).cast(DataType::Int64);
-                days.clone() - ((days + lit(3 + WEEK_ALIGN)) % lit(7i64))
-            }
+            Period::Week => days.clone() - ((days + lit(3 + WEEK_ALIGN)) % lit(7i64)),
             Period::Month => {
-                local.clone().dt().year().cast(DataType::Int64) * lit(12i64) + local.dt().month().cast(DataType::Int64)
+                let date = days.cast(DataType::Int32).cast(DataType::Date);
+                date.clone().dt().year().cast(DataType::Int64) * lit(12i64) + date.dt().month().cast(DataType::Int64)
                     - lit(1i64)
             }
         };
@@ -243,7 +265,7 @@ impl FeatureSet {
 
     /// The longest run of consecutive local calendar days with at least one sign-in.
     fn consecutive_days(&self, snapshot: &Snapshot, since: Option<i64>) -> Result<LazyFrame> {
-        let day = self.local_zoned(col("created_at")).dt().date().cast(DataType::Int32).cast(DataType::Int64);
+        let day = self.local_days(snapshot, SourceKind::Logins)?;
         let starts_run = col("user_id")
             .neq(col("user_id").shift(lit(1)))
             .or(col("day").neq(col("day").shift(lit(1)) + lit(1i64)))
@@ -287,6 +309,36 @@ impl FeatureSet {
             .agg([col("training_id").n_unique().cast(DataType::Int64).alias("value")]))
     }
 
+    /// The local calendar day (days since 1970-01-01 in the evaluation timezone) of each row's
+    /// `created_at`: the UTC offset comes from the zone's few offset changes over the column's
+    /// range, as a chain of comparisons, instead of a zone lookup per row.
+    fn local_days(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Expr> {
+        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
+        // Shifts instants far enough forward that integer division rounds down for any date
+        // after year 1.
+        const SHIFT_DAYS: i64 = 1_000_000;
+        let frame = snapshot.frame(kind).ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
+        let at = frame
+            .column("created_at")
+            .and_then(|c| c.as_materialized_series().cast(&DataType::Int64))
+            .map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
+        let at = at.i64().map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
+        let (first, changes) = match (at.min(), at.max()) {
+            (Some(min), Some(max)) => crate::instant::offset_changes(&self.ctx.timezone, min, max),
+            _ => (0, Vec::new()),
+        };
+        let micros = micros(col("created_at"));
+        // The offset is a step function: the first offset plus each change's difference from
+        // the instant it takes effect.
+        let mut offset = lit(first);
+        let mut previous = first;
+        for (at, next) in changes {
+            offset = offset + micros.clone().gt_eq(lit(at)).cast(DataType::Int64) * lit(next - previous);
+            previous = next;
+        }
+        Ok((micros + offset + lit(SHIFT_DAYS * DAY)) / lit(DAY) - lit(SHIFT_DAYS))
+    }
+
     /// A UTC datetime column converted to the evaluation timezone (still an instant).
     fn local_zoned(&self, instant: Expr) -> Expr {
         instant.dt().convert_time_zone(self.ctx.polars_timezone())
@@ -305,6 +357,9 @@ fn exact_sum(value: Expr) -> Expr {
         .otherwise((scaled - lit(0.5f64)).cast(DataType::Int64));
     rounded.sum()
 }
+
+/// Best-period frames already computed in one build, by period and `activity_since`.
+type BestPeriods = std::collections::HashMap<(Period, Option<i64>), DataFrame>;
 
 /// A datetime column as µs since the epoch.
 fn micros(instant: Expr) -> Expr {

@@ -52,7 +52,7 @@ async fn load_source(db: &Db, kind: SourceKind, sql: &str) -> Result<DataFrame> 
         Db::Sqlite(pool) => load_with(pool, kind, sql).await?,
         Db::MySql(pool) => load_with(pool, kind, sql).await?,
     };
-    tracing::debug!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
+    tracing::info!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
     Ok(frame)
 }
 

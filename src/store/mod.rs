@@ -10,6 +10,8 @@ mod migrate;
 mod outbox;
 mod postgres;
 
+pub use postgres::COPY_AWARDS_PER_TRANSACTION;
+
 pub use outbox::{LeaderboardRow, OutboxRow};
 
 pub use lock::{RunLock, acquire as acquire_lock};

@@ -1,7 +1,7 @@
 //! PostgreSQL's bulk paths for awards: COPY in (through a session staging table) and binary
 //! COPY out, instead of multi-row statements.
 
-use super::{AWARDS_PER_TRANSACTION, AwardKind, Inserted};
+use super::{AwardKind, Inserted};
 use crate::evaluate::awards_frame;
 use crate::sources::copy::{Wire, copy_out};
 use crate::sources::decode::ColumnBuilder;
@@ -18,7 +18,13 @@ const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS accolade_staging \
      (badge_id TEXT NOT NULL, user_id BIGINT NOT NULL, source TEXT NOT NULL, notify BOOLEAN NOT NULL) \
      ON COMMIT DELETE ROWS";
 
-/// Inserts `rows` (sorted by badge) in transactions of [`AWARDS_PER_TRANSACTION`].
+/// Awards committed per transaction through COPY: larger than the statement path's, since a
+/// transaction costs a round of staging, inserting and committing, yet small enough that a
+/// crash undoes little and the next run redoes it quickly.
+pub const COPY_AWARDS_PER_TRANSACTION: usize = 50_000;
+
+/// Inserts `rows` (sorted by badge) in transactions of [`COPY_AWARDS_PER_TRANSACTION`], on one
+/// connection (its session holds the staging table).
 pub async fn insert_awards(
     pool: &PgPool,
     rows: &[(&str, i64)],
@@ -27,9 +33,10 @@ pub async fn insert_awards(
     run_id: Option<i64>,
     stop: Option<&AtomicBool>,
 ) -> Result<Inserted> {
-    let mut counts: Vec<(String, u64)> = Vec::new();
     let mut per_badge: HashMap<String, u64> = HashMap::new();
-    for chunk in rows.chunks(AWARDS_PER_TRANSACTION) {
+    let mut conn = pool.acquire().await.context("connecting to insert awards")?;
+    sqlx::query(STAGING).execute(&mut *conn).await.context("creating the staging table")?;
+    for chunk in rows.chunks(COPY_AWARDS_PER_TRANSACTION) {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Ok(Inserted { counts: ordered(rows, &per_badge), stopped: true });
         }
@@ -40,8 +47,7 @@ pub async fn insert_awards(
             let _ =
                 writeln!(text, "{badge}\t{user}\t{}\t{}", kind.source.as_str(), if kind.notify { 't' } else { 'f' });
         }
-        let mut tx = pool.begin().await.context("starting an awards transaction")?;
-        sqlx::query(STAGING).execute(&mut *tx).await.context("creating the staging table")?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.context("starting an awards transaction")?;
         let mut copy = tx.copy_in_raw("COPY accolade_staging FROM STDIN").await.context("staging awards")?;
         copy.send(text.as_bytes()).await.context("staging awards")?;
         copy.finish().await.context("staging awards")?;
@@ -56,8 +62,7 @@ pub async fn insert_awards(
             *per_badge.entry(badge).or_default() += n as u64;
         }
     }
-    counts.extend(ordered(rows, &per_badge));
-    Ok(Inserted { counts, stopped: false })
+    Ok(Inserted { counts: ordered(rows, &per_badge), stopped: false })
 }
 
 /// Counts in the order badges appear in `rows` (zero for badges with none new).

@@ -12,7 +12,9 @@ use crate::support::{Backend, TestHost, admin_exec, admin_url, at, badge, pairs,
 use accolade::commands::run::execute;
 use accolade::config::plan::Plan;
 use accolade::db::Db;
-use accolade::store::{INSERT_BATCH_ROWS, STATEMENTS_PER_TRANSACTION, Store, acquire_lock};
+use accolade::store::{
+    COPY_AWARDS_PER_TRANSACTION, INSERT_BATCH_ROWS, STATEMENTS_PER_TRANSACTION, Store, acquire_lock,
+};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -1045,7 +1047,10 @@ async fn a_run_killed_while_inserting_keeps_whole_transactions_and_the_next_run_
 ) {
     let Some(_backend) = use_backend(backend) else { return };
     const MEMBERS: i64 = 300_000;
-    let per_transaction = (INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION) as i64;
+    let per_transaction = match backend {
+        Backend::Postgres => COPY_AWARDS_PER_TRANSACTION,
+        _ => INSERT_BATCH_ROWS * STATEMENTS_PER_TRANSACTION,
+    } as i64;
     let host = TestHost::canonical().await;
     host.exec(&match backend {
         Backend::Sqlite => format!(
