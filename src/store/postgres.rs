@@ -23,22 +23,53 @@ const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS accolade_staging \
 /// crash undoes little and the next run redoes it quickly.
 pub const COPY_AWARDS_PER_TRANSACTION: usize = 50_000;
 
-/// Inserts `rows` (sorted by badge) in transactions of [`COPY_AWARDS_PER_TRANSACTION`], on one
-/// connection (its session holds the staging table).
+/// Connections writing awards at once: the server inserts into the table's indexes on as many
+/// cores, which is what bounds a large backfill.
+const WRITERS: usize = 2;
+
+/// Inserts `rows` (sorted by badge) in transactions of [`COPY_AWARDS_PER_TRANSACTION`], the
+/// transactions shared out over [`WRITERS`] connections (each session holds its staging table).
 pub async fn insert_awards(
     pool: &PgPool,
     rows: &[(&str, i64)],
     awarded_at: DateTime<Utc>,
-    kind_of: impl Fn(&str) -> AwardKind,
+    kind_of: impl Fn(&str) -> AwardKind + Sync,
     run_id: Option<i64>,
     stop: Option<&AtomicBool>,
 ) -> Result<Inserted> {
+    let chunks: Vec<&[(&str, i64)]> = rows.chunks(COPY_AWARDS_PER_TRANSACTION).collect();
+    let writers = (0..WRITERS.min(chunks.len()).max(1)).map(|writer| {
+        let mine: Vec<&[(&str, i64)]> = chunks.iter().skip(writer).step_by(WRITERS).copied().collect();
+        write_chunks(pool, mine, awarded_at, &kind_of, run_id, stop)
+    });
+    let results = futures_util::future::try_join_all(writers).await?;
+    let mut per_badge: HashMap<String, u64> = HashMap::new();
+    let mut stopped = false;
+    for (counts, writer_stopped) in results {
+        stopped |= writer_stopped;
+        for (badge, n) in counts {
+            *per_badge.entry(badge).or_default() += n;
+        }
+    }
+    Ok(Inserted { counts: ordered(rows, &per_badge), stopped })
+}
+
+/// One writer: its chunks, one transaction each; returns new awards per badge and whether it
+/// stopped on request.
+async fn write_chunks(
+    pool: &PgPool,
+    chunks: Vec<&[(&str, i64)]>,
+    awarded_at: DateTime<Utc>,
+    kind_of: &(impl Fn(&str) -> AwardKind + Sync),
+    run_id: Option<i64>,
+    stop: Option<&AtomicBool>,
+) -> Result<(HashMap<String, u64>, bool)> {
     let mut per_badge: HashMap<String, u64> = HashMap::new();
     let mut conn = pool.acquire().await.context("connecting to insert awards")?;
     sqlx::query(STAGING).execute(&mut *conn).await.context("creating the staging table")?;
-    for chunk in rows.chunks(COPY_AWARDS_PER_TRANSACTION) {
+    for chunk in chunks {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
-            return Ok(Inserted { counts: ordered(rows, &per_badge), stopped: true });
+            return Ok((per_badge, true));
         }
         // Badge ids are letters, digits, '-', '_' and '.', so COPY's text format needs no escaping.
         let mut text = String::with_capacity(chunk.len() * 32);
@@ -62,7 +93,7 @@ pub async fn insert_awards(
             *per_badge.entry(badge).or_default() += n as u64;
         }
     }
-    Ok(Inserted { counts: ordered(rows, &per_badge), stopped: false })
+    Ok((per_badge, false))
 }
 
 /// Counts in the order badges appear in `rows` (zero for badges with none new).
