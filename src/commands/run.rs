@@ -389,7 +389,10 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();
     let evaluating = crate::telemetry::phase("evaluating badges");
     let new = crate::evaluate::on_evaluation_thread(move || -> Result<DataFrame> {
-        Evaluation::prepare(ctx, ready.iter(), &snapshot)?.new_awards(existing)
+        let evaluation = Evaluation::prepare(ctx, ready.iter(), &snapshot)?;
+        // The features hold what the predicates need: the sources can go before the filtering.
+        drop(snapshot);
+        evaluation.new_awards(existing)
     })
     .await?;
     drop(evaluating);

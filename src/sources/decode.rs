@@ -151,21 +151,24 @@ pub struct ColumnBuilder {
     values: Values,
 }
 
+/// Each column is appended straight into Polars' own buffers (values plus a validity bitmap),
+/// so a source is held once while it loads, not as a vector of options and then a copy.
 enum Values {
-    Int(Vec<Option<i64>>),
-    Bool(Vec<Option<bool>>),
+    Int(PrimitiveChunkedBuilder<Int64Type>),
+    Bool(BooleanChunkedBuilder),
     /// Appended straight into Polars' string storage: no per-value allocation.
     Text(StringChunkedBuilder),
-    Float(Vec<Option<f64>>),
+    Float(PrimitiveChunkedBuilder<Float64Type>),
 }
 
 impl ColumnBuilder {
     pub fn new(spec: ColumnSpec, capacity: usize) -> Self {
+        let name = PlSmallStr::from_static(spec.name);
         let values = match spec.ty {
-            ColumnType::Id | ColumnType::Timestamp => Values::Int(Vec::with_capacity(capacity)),
-            ColumnType::Bool => Values::Bool(Vec::with_capacity(capacity)),
-            ColumnType::Text => Values::Text(StringChunkedBuilder::new(PlSmallStr::from_static(spec.name), capacity)),
-            ColumnType::Number => Values::Float(Vec::with_capacity(capacity)),
+            ColumnType::Id | ColumnType::Timestamp => Values::Int(PrimitiveChunkedBuilder::new(name, capacity)),
+            ColumnType::Bool => Values::Bool(BooleanChunkedBuilder::new(name, capacity)),
+            ColumnType::Text => Values::Text(StringChunkedBuilder::new(name, capacity)),
+            ColumnType::Number => Values::Float(PrimitiveChunkedBuilder::new(name, capacity)),
         };
         ColumnBuilder { spec, values }
     }
@@ -177,37 +180,39 @@ impl ColumnBuilder {
                 return Err("NULL is not allowed here".to_string());
             }
             match &mut self.values {
-                Values::Int(v) => v.push(None),
-                Values::Bool(v) => v.push(None),
+                Values::Int(v) => v.append_null(),
+                Values::Bool(v) => v.append_null(),
                 Values::Text(v) => v.append_null(),
-                Values::Float(v) => v.push(None),
+                Values::Float(v) => v.append_null(),
             }
             return Ok(());
         }
         let unreadable = || format!("cannot read {} as {}", cell.show(), self.spec.ty.describe());
         match (&mut self.values, self.spec.ty) {
-            (Values::Int(v), ColumnType::Id) => v.push(Some(to_id(&cell).ok_or_else(unreadable)?)),
-            (Values::Int(v), _) => v.push(Some(to_micros(&cell).ok_or_else(unreadable)?)),
-            (Values::Bool(v), _) => v.push(Some(to_bool(&cell).ok_or_else(unreadable)?)),
+            (Values::Int(v), ColumnType::Id) => v.append_value(to_id(&cell).ok_or_else(unreadable)?),
+            (Values::Int(v), _) => v.append_value(to_micros(&cell).ok_or_else(unreadable)?),
+            (Values::Bool(v), _) => v.append_value(to_bool(&cell).ok_or_else(unreadable)?),
             (Values::Text(v), _) => match &cell {
                 Cell::Text(text) => v.append_value(text.as_ref()),
                 other => v.append_value(to_text(other).ok_or_else(unreadable)?),
             },
-            (Values::Float(v), _) => v.push(Some(to_number(&cell).ok_or_else(unreadable)?)),
+            (Values::Float(v), _) => v.append_value(to_number(&cell).ok_or_else(unreadable)?),
         }
         Ok(())
     }
 
     /// The finished Polars column, named after the spec.
     pub fn finish(self) -> PolarsResult<Column> {
-        let name = PlSmallStr::from_static(self.spec.name);
-        let column = match self.values {
-            Values::Int(v) => Column::new(name, v),
-            Values::Bool(v) => Column::new(name, v),
-            Values::Text(v) => v.finish().into_column(),
-            Values::Float(v) => Column::new(name, v),
-        };
-        column.cast(&self.spec.ty.dtype())
+        Ok(match (self.values, self.spec.ty) {
+            // Microseconds become datetimes in place, without a copy.
+            (Values::Int(v), ColumnType::Timestamp) => {
+                v.finish().into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_column()
+            }
+            (Values::Int(v), _) => v.finish().into_column(),
+            (Values::Bool(v), _) => v.finish().into_column(),
+            (Values::Text(v), _) => v.finish().into_column(),
+            (Values::Float(v), _) => v.finish().into_column(),
+        })
     }
 }
 
