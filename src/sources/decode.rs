@@ -47,11 +47,7 @@ pub trait CellRow {
 
 impl CellRow for sqlx::sqlite::SqliteRow {
     fn cell(&self, index: usize) -> Result<Cell<'_>, String> {
-        let raw = self.try_get_raw(index).map_err(|e| e.to_string())?;
-        if raw.is_null() {
-            return Ok(Cell::Null);
-        }
-        let type_name = raw.type_info().name().to_string();
+        let Some(type_name) = sent_type(self, index)? else { return Ok(Cell::Null) };
         let get_err = |e: sqlx::Error| e.to_string();
         Ok(match type_name.as_str() {
             "INTEGER" | "BOOLEAN" => Cell::Int(self.try_get_unchecked::<i64, _>(index).map_err(get_err)?),
@@ -66,11 +62,7 @@ impl CellRow for sqlx::sqlite::SqliteRow {
 
 impl CellRow for sqlx::postgres::PgRow {
     fn cell(&self, index: usize) -> Result<Cell<'_>, String> {
-        let raw = self.try_get_raw(index).map_err(|e| e.to_string())?;
-        if raw.is_null() {
-            return Ok(Cell::Null);
-        }
-        let type_name = raw.type_info().name().to_string();
+        let Some(type_name) = sent_type(self, index)? else { return Ok(Cell::Null) };
         let e = |e: sqlx::Error| e.to_string();
         Ok(match type_name.as_str() {
             "INT2" => Cell::Int(i64::from(self.try_get_unchecked::<i16, _>(index).map_err(e)?)),
@@ -102,11 +94,7 @@ impl CellRow for sqlx::postgres::PgRow {
 
 impl CellRow for sqlx::mysql::MySqlRow {
     fn cell(&self, index: usize) -> Result<Cell<'_>, String> {
-        let raw = self.try_get_raw(index).map_err(|e| e.to_string())?;
-        if raw.is_null() {
-            return Ok(Cell::Null);
-        }
-        let type_name = raw.type_info().name().to_string();
+        let Some(type_name) = sent_type(self, index)? else { return Ok(Cell::Null) };
         let e = |e: sqlx::Error| e.to_string();
         Ok(match type_name.as_str() {
             "BOOLEAN" | "TINYINT" | "SMALLINT" | "INT" | "MEDIUMINT" | "BIGINT" | "YEAR" => {
@@ -143,6 +131,18 @@ fn decimal(value: rust_decimal::Decimal) -> Result<Cell<'static>, String> {
 
 fn unsupported(database: &str, type_name: &str) -> String {
     format!("values of {database} type {type_name} are not supported; cast the column in the query")
+}
+
+/// The type the database sent for a cell (each value's own, for SQLite), or `None` for NULL.
+fn sent_type<R: Row>(row: &R, index: usize) -> Result<Option<String>, String>
+where
+    usize: sqlx::ColumnIndex<R>,
+{
+    let raw = row.try_get_raw(index).map_err(|e| e.to_string())?;
+    if raw.is_null() {
+        return Ok(None);
+    }
+    Ok(Some(raw.type_info().name().to_string()))
 }
 
 /// Accumulates one column of a source, converting each cell to the column's type.

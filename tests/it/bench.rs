@@ -11,7 +11,8 @@ fn the_bench_script_runs_at_a_tiny_size_and_finds_the_same_awards_as_the_sql_bas
     let Some(_backend) = use_backend(Backend::Postgres) else { return };
     let out = tempfile::tempdir().expect("a directory for the results");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/run.py");
-    let pg = std::env::var("ACCOLADE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let pg =
+        std::env::var("ACCOLADE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let server = pg.rsplit_once('/').map_or(pg.as_str(), |(server, _)| server);
 
     let output = Command::new("python3")
