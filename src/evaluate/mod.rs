@@ -205,7 +205,8 @@ impl Evaluation {
         Ok(Evaluation { ctx, features: frame, compiled })
     }
 
-    /// Every (badge_id, user_id) whose criterion holds, sorted.
+    /// Every (badge_id, user_id) whose criterion holds, grouped by badge in config order, each
+    /// badge's members in id order.
     pub fn qualifying(&self) -> Result<DataFrame> {
         let per_badge: Vec<LazyFrame> = self
             .compiled
@@ -221,12 +222,15 @@ impl Evaluation {
         if per_badge.is_empty() {
             return Ok(empty_awards());
         }
+        // The union keeps the badges in config order, each one's members in id order (the
+        // feature frame is sorted by id): grouped by badge, with no sort on the badge text.
         concat(per_badge, UnionArgs::default())
-            .and_then(|lf| lf.sort(["badge_id", "user_id"], SortMultipleOptions::default()).collect())
+            .and_then(LazyFrame::collect)
             .map_err(|e| anyhow!("evaluating badge criteria: {e}"))
     }
 
-    /// The qualifying pairs minus those already awarded (`existing` has `badge_id`, `user_id`).
+    /// The qualifying pairs minus those already awarded (`existing` has `badge_id`, `user_id`),
+    /// in the same order.
     pub fn new_awards(&self, existing: DataFrame) -> Result<DataFrame> {
         let qualifying = self.qualifying()?;
         qualifying
@@ -235,9 +239,8 @@ impl Evaluation {
                 existing.lazy(),
                 [col("badge_id"), col("user_id")],
                 [col("badge_id"), col("user_id")],
-                JoinArgs::new(JoinType::Anti),
+                JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Anti) },
             )
-            .sort(["badge_id", "user_id"], SortMultipleOptions::default())
             .collect()
             .map_err(|e| anyhow!("removing existing awards: {e}"))
     }
