@@ -15,7 +15,7 @@ use std::fmt;
 ///
 /// Every consumer of the AST (Display, Drop, the Polars compiler) recurses on
 /// it, so an unbounded depth would let one pasted formula overflow a 2 MiB
-/// worker-thread stack. An AND/OR chain of n clauses is n-1 levels deep.
+/// worker-thread stack. An AND/OR chain of n clauses is n levels deep (a clause is one).
 pub const MAX_DEPTH: usize = 256;
 
 /// Parses formula text into a tree, or reports the first problem in reading order.

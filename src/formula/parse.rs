@@ -276,7 +276,7 @@ fn check_height(height: usize, at: Span) -> Result<usize, FormulaError> {
     if height > MAX_DEPTH {
         let message = format!(
             "formula is too big: more than {MAX_DEPTH} levels of AND, OR and NOT \
-             (a chain of n clauses takes n-1 levels)"
+             (an AND/OR chain of n clauses is n levels deep)"
         );
         return Err(err(at, message));
     }
