@@ -57,8 +57,12 @@ def accolade_run(accolade, config, as_of):
     if done.returncode != 0:
         sys.exit(f"accolade run failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
-    peak = int(match.group(1)) / 1024 if match else float("nan")
+    peak = int(match.group(1)) / 1024 if match else None
     return seconds, peak, done.stdout
+
+
+def mib(value):
+    return "unknown" if value is None else f"{value:,.0f} MiB"
 
 
 def copy_floor(url, config):
@@ -110,9 +114,9 @@ def bench_size(args, members, as_of):
     print(f"  (b) COPY floor        {floor:8.2f}s", flush=True)
     first, peak, out = accolade_run(args.accolade, config, as_of)
     awards = int(re.search(r"(\d+) new awards", out).group(1))
-    print(f"  (c) accolade, 1st run {first:8.2f}s  peak {peak:,.0f} MiB  {awards:,} awards", flush=True)
+    print(f"  (c) accolade, 1st run {first:8.2f}s  peak {mib(peak)}  {awards:,} awards", flush=True)
     second, peak2, out2 = accolade_run(args.accolade, config, as_of)
-    print(f"  (d) accolade, 2nd run {second:8.2f}s  peak {peak2:,.0f} MiB", flush=True)
+    print(f"  (d) accolade, 2nd run {second:8.2f}s  peak {mib(peak2)}", flush=True)
     only_baseline, only_accolade, total = difference(url)
     same = only_baseline == 0 and only_accolade == 0 and total == awards
     print(f"  awards match: {same} (baseline {total:,}, only baseline {only_baseline}, only accolade {only_accolade})")
@@ -170,7 +174,7 @@ def table(results):
         lines.append(f"| {r['members']:,} | {r['activity_rows']:,} | {r['awards']:,} | {r['baseline_s']:.1f} s | "
                      f"{r['copy_floor_s']:.1f} s | {r['first_run_s']:.1f} s | {r['second_run_s']:.1f} s | "
                      f"{r['c_over_a']:.2f} | {r['c_over_b']:.2f} | {r['d_over_a']:.2f} | "
-                     f"{r['first_run_peak_mib']:,.0f} MiB | {'yes' if r['awards_match'] else 'NO'} |")
+                     f"{mib(r['first_run_peak_mib'])} | {'yes' if r['awards_match'] else 'NO'} |")
     return "\n".join(lines) + "\n"
 
 
