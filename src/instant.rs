@@ -7,9 +7,7 @@
 //! calendar spans (`3 months`). Everything is in microseconds since the Unix epoch, UTC,
 //! which is how the evaluator stores instants in its frames.
 
-use chrono::{
-    DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -55,11 +53,6 @@ pub fn local_to_utc(wall: NaiveDateTime, tz: &Tz) -> DateTime<Utc> {
             wall.and_utc()
         }
     }
-}
-
-/// The wall-clock reading of `instant` in `tz`.
-pub fn utc_to_local(instant: DateTime<Utc>, tz: &Tz) -> NaiveDateTime {
-    instant.with_timezone(tz).naive_local()
 }
 
 /// Microseconds since the epoch for an instant.
@@ -359,11 +352,6 @@ pub fn offset_changes(tz: &Tz, from: i64, to: i64) -> (i64, Vec<(i64, i64)>) {
     (first, changes)
 }
 
-/// Days since 1970-01-01 of the Monday that starts the ISO week of `days`.
-pub fn week_start(days: i64) -> i64 {
-    days - (days + 3).rem_euclid(7)
-}
-
 /// The calendar date `days` after 1970-01-01.
 pub fn date_from_days(days: i64) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(Duration::days(days))
@@ -372,11 +360,6 @@ pub fn date_from_days(days: i64) -> Option<NaiveDate> {
 /// The month key `year * 12 + month - 1` as `YYYY-MM`.
 pub fn month_label(key: i64) -> String {
     format!("{:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1)
-}
-
-/// The first day of a date's month, for labels.
-pub fn month_key(date: NaiveDate) -> i64 {
-    i64::from(date.year()) * 12 + i64::from(date.month0())
 }
 
 #[cfg(test)]
@@ -466,14 +449,5 @@ mod tests {
             vec![(micros("2026-03-08T07:00:00Z"), -4 * hour), (micros("2026-11-01T06:00:00Z"), -5 * hour)]
         );
         assert_eq!(offset_changes(&Tz::UTC, 0, micros("2027-01-01T00:00:00Z")), (0, vec![]));
-    }
-
-    #[test]
-    fn week_start_is_the_monday_of_the_iso_week() {
-        // 1970-01-01 was a Thursday; the Monday before is 1969-12-29 (day -3).
-        assert_eq!(week_start(0), -3);
-        assert_eq!(week_start(4), 4); // 1970-01-05, a Monday
-        assert_eq!(week_start(10), 4); // Sunday 1970-01-11
-        assert_eq!(week_start(11), 11);
     }
 }
