@@ -129,6 +129,29 @@ fn training_check(
     }
 }
 
+impl Rule {
+    /// The rule as a phrase completing "members who ...".
+    pub fn in_words(&self) -> String {
+        match self {
+            Rule::SocialConnections { min, period } => {
+                format!("made at least {min} {} within one calendar {period}", plural(*min, "connection"))
+            }
+            Rule::AccountAge { min } => format!("have been members for at least {min} and are not blocked"),
+            Rule::PostsSent { min } => {
+                format!("wrote at least {min} {} or {}", plural(*min, "post"), plural(*min, "comment"))
+            }
+            Rule::TrainingCompleted { training } => format!("completed the training '{}'", training.as_text()),
+            Rule::TrainingPassed { training } => format!("passed the training '{}'", training.as_text()),
+            Rule::TrainingEnrolled { training } => format!("enrolled in the training '{}'", training.as_text()),
+        }
+    }
+}
+
+/// `word`, with an `s` unless `count` is 1.
+fn plural(count: u32, word: &str) -> String {
+    if count == 1 { word.to_string() } else { format!("{word}s") }
+}
+
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

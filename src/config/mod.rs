@@ -27,8 +27,23 @@ pub struct RawConfig {
     pub sources: BTreeMap<String, String>,
     #[serde(default)]
     pub notifications: NotificationsSection,
+    /// Who issues the badges, for Open Badges exports.
+    pub issuer: Option<IssuerSection>,
     #[serde(default)]
     pub badges: Vec<toml::Table>,
+}
+
+/// `[issuer]`: the organisation named as the issuer in Open Badges exports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerSection {
+    /// The URL the issuer's profile is published at; the exported documents' ids live beside it.
+    pub id: String,
+    pub name: String,
+    /// The issuer's home page.
+    pub url: String,
+    pub email: Option<String>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

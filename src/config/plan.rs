@@ -32,6 +32,19 @@ pub struct Plan {
     pub timezone: Tz,
     pub sources: SourceQueries,
     pub badges: Vec<Badge>,
+    /// `[issuer]`, validated: needed by Open Badges exports.
+    pub issuer: Option<Issuer>,
+}
+
+/// The issuer of Open Badges exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issuer {
+    /// Where the issuer profile is published (http or https).
+    pub id: url::Url,
+    pub name: String,
+    pub url: url::Url,
+    pub email: Option<String>,
+    pub description: Option<String>,
 }
 
 impl Plan {
@@ -79,6 +92,10 @@ pub struct Badge {
     /// Only activity at or after this instant counts.
     pub activity_since: Option<DateTime<Utc>>,
     pub criterion: Criterion,
+    /// What the badge is, for people (Open Badges `description`); generated if not written.
+    pub description: Option<String>,
+    /// How it is earned, in words (Open Badges criteria `narrative`); generated if not written.
+    pub criteria: Option<String>,
 }
 
 impl Badge {
@@ -91,6 +108,28 @@ impl Badge {
             Criterion::Manual => {}
         }
         kinds
+    }
+
+    /// How the badge is earned, in words: `criteria` as written, else a sentence generated
+    /// from the rule or formula.
+    pub fn criteria_narrative(&self) -> String {
+        if let Some(text) = &self.criteria {
+            return text.clone();
+        }
+        let mut sentence = match &self.criterion {
+            Criterion::Rule(rule) => format!("Awarded to members who {}.", rule.in_words()),
+            Criterion::Formula { tree, .. } => format!("Awarded to members who {}.", formula::words::in_words(tree)),
+            Criterion::Manual => "Awarded by hand by the community's team.".to_string(),
+        };
+        if let Some(since) = self.activity_since {
+            sentence.push_str(&format!(" Only activity since {} counts.", instant::format_utc(since)));
+        }
+        sentence
+    }
+
+    /// What the badge is: `description` as written, else its name and how it is earned.
+    pub fn description_text(&self) -> String {
+        self.description.clone().unwrap_or_else(|| format!("{}: {}", self.name, self.criteria_narrative()))
     }
 
     /// The criterion in a canonical text form: if this changes, who qualifies may change.
@@ -196,6 +235,8 @@ struct RawBadge {
     formula: Option<String>,
     #[serde(default)]
     manual: bool,
+    description: Option<String>,
+    criteria: Option<String>,
 }
 
 /// Compiles a raw config into a plan, or reports every problem in it.
@@ -236,6 +277,7 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
         errors.push("[database] url is empty".to_string());
     }
     let sources = compile_sources(&raw, &mut errors);
+    let issuer = raw.issuer.as_ref().and_then(|section| compile_issuer(section, &mut errors));
     let mut badges = Vec::new();
     let mut seen = HashSet::new();
     for (index, table) in raw.badges.into_iter().enumerate() {
@@ -269,6 +311,7 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             timezone,
             sources,
             badges,
+            issuer,
         })
     } else {
         Err(ConfigErrors(errors))
@@ -293,6 +336,37 @@ fn compile_sources(raw: &RawConfig, errors: &mut Vec<String>) -> SourceQueries {
         errors.push("[sources] users is required: a query returning user_id, created_at, blocked".to_string());
     }
     sources
+}
+
+fn compile_issuer(section: &crate::config::IssuerSection, errors: &mut Vec<String>) -> Option<Issuer> {
+    let mut web_url = |field: &str, text: &str| match url::Url::parse(text.trim()) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Some(url),
+        Ok(_) => {
+            errors.push(format!("[issuer] {field} = '{text}': expected an http or https URL"));
+            None
+        }
+        Err(e) => {
+            errors.push(format!("[issuer] {field} = '{text}' is not a URL: {e}"));
+            None
+        }
+    };
+    let id = web_url("id", &section.id);
+    let url = web_url("url", &section.url);
+    if section.name.trim().is_empty() {
+        errors.push("[issuer] name is empty".to_string());
+    }
+    if let Some(email) = &section.email
+        && !email.contains('@')
+    {
+        errors.push(format!("[issuer] email = '{email}' is not an email address"));
+    }
+    Some(Issuer {
+        id: id?,
+        name: section.name.trim().to_string(),
+        url: url?,
+        email: section.email.clone(),
+        description: section.description.clone(),
+    })
 }
 
 fn badge_label(table: &toml::Table, index: usize) -> String {
@@ -342,6 +416,8 @@ fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>
             hidden_until_earned: raw.hidden_until_earned,
             activity_since,
             criterion,
+            description: raw.description,
+            criteria: raw.criteria,
         }),
         _ => Err(problems),
     }

@@ -8,6 +8,7 @@ pub mod compile;
 mod parse;
 #[cfg(test)]
 mod tests;
+pub mod words;
 
 use std::fmt;
 
