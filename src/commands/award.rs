@@ -20,12 +20,29 @@ pub struct Opts {
     /// The badge to award.
     #[arg(long, value_name = "ID")]
     pub badge: String,
+    #[command(flatten)]
+    pub members: Members,
+}
+
+/// The members a command acts on: `--users 1,2,3` or `--file ids.csv`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Members {
     /// Member ids, comma-separated.
     #[arg(long, value_name = "IDS", required_unless_present = "file", value_delimiter = ',')]
     pub users: Vec<String>,
     /// A file of member ids: one per line, or the first column of a CSV.
     #[arg(long, value_name = "FILE", conflicts_with = "users")]
     pub file: Option<PathBuf>,
+}
+
+impl Members {
+    /// The listed ids, or an error naming the item that is not one.
+    pub fn ids(&self) -> Result<Vec<i64>> {
+        match &self.file {
+            Some(file) => read_id_file(file),
+            None => parse_ids(self.users.iter().map(String::as_str), "--users"),
+        }
+    }
 }
 
 /// What a manual award did.
@@ -38,10 +55,7 @@ pub struct AwardReport {
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
-    let ids = match &opts.file {
-        Some(file) => read_id_file(file)?,
-        None => parse_ids(opts.users.iter().map(String::as_str), "--users")?,
-    };
+    let ids = opts.members.ids()?;
     let (db, store) = connect(&plan).await?;
     let report = award(&plan, &db, &store, &opts.badge, &ids).await;
     super::disconnect(&db, &store).await;

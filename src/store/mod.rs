@@ -9,6 +9,9 @@ pub mod lock;
 mod migrate;
 mod outbox;
 mod postgres;
+mod recipients;
+
+pub use recipients::{AwardRecord, DailyAwards, RevocationReport};
 
 pub use postgres::COPY_AWARDS_PER_TRANSACTION;
 
@@ -145,7 +148,7 @@ pub struct Store {
 
 const BADGE_COLUMNS: &str = "b.badge_id, b.name, b.image, b.points, b.status, b.hidden_until_earned, b.rule_type, \
      b.criterion, b.first_published_at, b.updated_at, \
-     (SELECT COUNT(*) FROM accolade_awards a WHERE a.badge_id = b.badge_id) AS recipients";
+     (SELECT COUNT(*) FROM accolade_awards a WHERE a.badge_id = b.badge_id AND a.revoked_at IS NULL) AS recipients";
 
 impl Store {
     pub fn new(db: Db) -> Self {

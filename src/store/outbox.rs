@@ -134,8 +134,9 @@ impl Store {
         );
         with_pool!(self.db(), pool => {
             let mut query = QueryBuilder::new(head.as_str());
+            query.push(" WHERE a.revoked_at IS NULL");
             if let Some(since) = since {
-                query.push(" WHERE a.awarded_at >= ").push_bind(since);
+                query.push(" AND a.awarded_at >= ").push_bind(since);
             }
             query.push(" GROUP BY a.user_id ORDER BY points DESC, badges DESC, a.user_id");
             if let Some(top) = top {

@@ -1,0 +1,204 @@
+//! What exports and reports need of the awards beyond the evaluator's own use: each award's
+//! revocation and recipient salt, and how many members received each badge per day.
+//!
+//! Owns `accolade_award_salts` (one random salt per award, written once and never changed,
+//! so that a re-export hashes a recipient the same way) and the `revoked_at` /
+//! `revocation_reason` columns of `accolade_awards`.
+
+use super::{INSERT_BATCH_ROWS, Store};
+use crate::db::Dialect;
+use crate::with_pool;
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use sqlx::{QueryBuilder, Row};
+use std::collections::HashSet;
+
+/// One award with everything an export shows of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AwardRecord {
+    pub badge_id: String,
+    pub user_id: i64,
+    pub awarded_at: DateTime<Utc>,
+    pub source: String,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revocation_reason: Option<String>,
+    /// The recipient salt, once one was assigned.
+    pub salt: Option<String>,
+}
+
+/// What a revocation (or its undoing) did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationReport {
+    /// Members whose award changed.
+    pub changed: Vec<i64>,
+    /// Members whose award was already in the requested state.
+    pub unchanged: Vec<i64>,
+    /// Members who do not hold the badge at all.
+    pub not_held: Vec<i64>,
+}
+
+/// Recipients of one badge on one UTC day (revoked awards left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyAwards {
+    pub badge_id: String,
+    /// `YYYY-MM-DD`, UTC.
+    pub day: String,
+    pub awards: i64,
+}
+
+impl Store {
+    /// Awards sorted by badge, then member, with revocation and salt; of some badges only if
+    /// `badge_ids` is not empty.
+    pub async fn award_records(&self, badge_ids: &[String]) -> Result<Vec<AwardRecord>> {
+        if !self.is_migrated().await? {
+            return Ok(Vec::new());
+        }
+        let head = "SELECT a.badge_id, a.user_id, a.awarded_at, a.source, a.revoked_at, a.revocation_reason, s.salt \
+                    FROM accolade_awards a LEFT JOIN accolade_award_salts s \
+                    ON s.badge_id = a.badge_id AND s.user_id = a.user_id WHERE 1 = 1";
+        with_pool!(self.db(), pool => {
+            let mut query = QueryBuilder::new(head);
+            if !badge_ids.is_empty() {
+                query.push(" AND a.badge_id IN (");
+                let mut list = query.separated(", ");
+                for id in badge_ids {
+                    list.push_bind(id);
+                }
+                query.push(")");
+            }
+            query.push(" ORDER BY a.badge_id, a.user_id");
+            let rows = query.build().fetch_all(pool).await.context("reading awards")?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AwardRecord {
+                        badge_id: r.try_get(0)?,
+                        user_id: r.try_get(1)?,
+                        awarded_at: r.try_get(2)?,
+                        source: r.try_get(3)?,
+                        revoked_at: r.try_get(4)?,
+                        revocation_reason: r.try_get(5)?,
+                        salt: r.try_get(6)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("reading awards")
+        })
+    }
+
+    /// Gives each listed award a fresh random salt unless it has one (a concurrent export may
+    /// have assigned it first: its salt is kept, so read the salts back after this).
+    pub async fn assign_salts(&self, awards: &[(&str, i64)], now: DateTime<Utc>) -> Result<()> {
+        for transaction_rows in awards.chunks(super::AWARDS_PER_TRANSACTION) {
+            with_pool!(self.db(), pool => {
+                let mut tx = pool.begin().await.context("starting a salts transaction")?;
+                for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
+                    let mut query = QueryBuilder::new(
+                        "INSERT INTO accolade_award_salts (badge_id, user_id, salt, created_at) ",
+                    );
+                    query.push_values(batch, |mut row, (badge, user)| {
+                        row.push_bind(*badge).push_bind(*user).push_bind(new_salt()).push_bind(now);
+                    });
+                    query.push(self.salt_insert_tail());
+                    query.build().execute(&mut *tx).await.context("storing recipient salts")?;
+                }
+                tx.commit().await.context("committing recipient salts")?;
+            });
+        }
+        Ok(())
+    }
+
+    fn salt_insert_tail(&self) -> &'static str {
+        match self.db().dialect() {
+            // Not INSERT IGNORE: that would also hide a too-long value.
+            Dialect::MySql => " ON DUPLICATE KEY UPDATE salt = salt",
+            Dialect::Sqlite | Dialect::Postgres => " ON CONFLICT DO NOTHING",
+        }
+    }
+
+    /// Revokes (or, with `reason` None, restores) `badge_id` for the members among `user_ids`
+    /// who hold it. A revoked award keeps its row, so no rule awards it again.
+    pub async fn set_revoked(
+        &self,
+        badge_id: &str,
+        user_ids: &[i64],
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<RevocationReport> {
+        let mut report = RevocationReport::default();
+        with_pool!(self.db(), pool => {
+            let mut tx = pool.begin().await.context("starting a revocation")?;
+            for chunk in user_ids.chunks(INSERT_BATCH_ROWS) {
+                let mut select = QueryBuilder::new("SELECT user_id, revoked_at IS NOT NULL FROM accolade_awards WHERE badge_id = ");
+                select.push_bind(badge_id).push(" AND user_id IN (");
+                let mut list = select.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                select.push(")");
+                let rows = select.build().fetch_all(&mut *tx).await.context("reading the awards to revoke")?;
+                let mut held = HashSet::new();
+                let mut to_change = Vec::new();
+                for row in &rows {
+                    let user: i64 = row.try_get(0)?;
+                    let revoked: bool = row.try_get(1)?;
+                    held.insert(user);
+                    if revoked == reason.is_some() {
+                        report.unchanged.push(user);
+                    } else {
+                        to_change.push(user);
+                    }
+                }
+                report.not_held.extend(chunk.iter().filter(|id| !held.contains(id)));
+                if to_change.is_empty() {
+                    continue;
+                }
+                let mut update = QueryBuilder::new("UPDATE accolade_awards SET revoked_at = ");
+                update.push_bind(reason.map(|_| now)).push(", revocation_reason = ").push_bind(reason);
+                update.push(" WHERE badge_id = ").push_bind(badge_id).push(" AND user_id IN (");
+                let mut list = update.separated(", ");
+                for id in &to_change {
+                    list.push_bind(*id);
+                }
+                update.push(")");
+                update.build().execute(&mut *tx).await.context("updating the awards")?;
+                report.changed.extend(to_change);
+            }
+            tx.commit().await.context("committing the revocation")?;
+        });
+        for list in [&mut report.changed, &mut report.unchanged, &mut report.not_held] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        Ok(report)
+    }
+
+    /// Recipients per badge and UTC day, oldest first (revoked awards left out).
+    pub async fn daily_awards(&self) -> Result<Vec<DailyAwards>> {
+        if !self.is_migrated().await? {
+            return Ok(Vec::new());
+        }
+        let day = match self.db().dialect() {
+            Dialect::Sqlite => "substr(awarded_at, 1, 10)",
+            Dialect::Postgres => "to_char(awarded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            Dialect::MySql => "DATE_FORMAT(awarded_at, '%Y-%m-%d')",
+        };
+        let sql = format!(
+            "SELECT badge_id, {day} AS day, COUNT(*) FROM accolade_awards WHERE revoked_at IS NULL \
+             GROUP BY badge_id, {day} ORDER BY badge_id, day"
+        );
+        with_pool!(self.db(), pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await.context("reading awards per day")?;
+            rows.iter()
+                .map(|r| Ok(DailyAwards { badge_id: r.try_get(0)?, day: r.try_get(1)?, awards: r.try_get(2)? }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .context("reading awards per day")
+        })
+    }
+}
+
+/// 16 bytes from a cryptographically secure generator (seeded by the operating system), as
+/// 32 hex digits.
+fn new_salt() -> String {
+    let bytes: [u8; 16] = rand::random();
+    hex::encode(bytes)
+}
