@@ -1,9 +1,15 @@
-//! `accolade awards export`: every award, sorted by badge then member, as CSV or JSON.
+//! `accolade awards export`: every award, sorted by badge then member, as CSV or JSON on
+//! standard output, or as Open Badges 2.0 / 3.0 documents in a directory (see
+//! [`crate::openbadges`]).
 
 use super::{Outcome, connect, load_plan};
-use anyhow::{Context, Result, bail};
+use crate::openbadges::{self, Site, Version, sign::Signer};
+use crate::sources;
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::Utc;
+use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Opts {
@@ -13,24 +19,36 @@ pub struct Opts {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Action {
-    /// Write awards to standard output.
+    /// Write awards to standard output (csv, json) or as Open Badges documents to --out DIR.
     Export(ExportOpts),
 }
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExportOpts {
-    /// csv (header badge_id,user_id,awarded_at,source) or json (an array of objects).
+    /// csv (header badge_id,user_id,awarded_at,source), json (an array of objects), or
+    /// openbadges-v2 / openbadges-v3 (one document per award, written to --out).
     #[arg(long, default_value = "csv")]
     pub format: Format,
     /// Only these badges (repeatable).
     #[arg(long = "badge", value_name = "ID")]
     pub badges: Vec<String>,
+    /// The directory Open Badges documents are written to (laid out like their URLs).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also sign each Open Badges 3.0 credential as a VC-JWT with this Ed25519 private key
+    /// (PKCS#8 PEM), written beside it as .jwt.
+    #[arg(long, value_name = "KEYFILE")]
+    pub sign: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Csv,
     Json,
+    #[value(name = "openbadges-v2")]
+    OpenBadgesV2,
+    #[value(name = "openbadges-v3")]
+    OpenBadgesV3,
 }
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
@@ -41,17 +59,22 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
             bail!("--badge {id}: no badge with that id in the config");
         }
     }
+    let version = match export.format {
+        Format::OpenBadgesV2 => Some(Version::V2),
+        Format::OpenBadgesV3 => Some(Version::V3),
+        Format::Csv | Format::Json => None,
+    };
+    if let Some(version) = version {
+        return export_open_badges(&plan, &export, version).await;
+    }
+    if export.out.is_some() || export.sign.is_some() {
+        bail!("--out and --sign apply to --format openbadges-v2 and openbadges-v3 only");
+    }
     let (db, store) = connect(&plan).await?;
     let awards = store.awards(&export.badges).await;
     super::disconnect(&db, &store).await;
     let awards = awards?;
     match export.format {
-        Format::Csv => super::write_csv(
-            &["badge_id", "user_id", "awarded_at", "source"],
-            awards
-                .iter()
-                .map(|a| vec![a.badge_id.clone(), a.user_id.to_string(), a.awarded_at.clone(), a.source.clone()]),
-        )?,
         Format::Json => {
             let mut out = std::io::stdout().lock();
             let written = serde_json::to_writer_pretty(&mut out, &awards)
@@ -63,6 +86,85 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
                 _ => {}
             }
         }
+        _ => super::write_csv(
+            &["badge_id", "user_id", "awarded_at", "source"],
+            awards
+                .iter()
+                .map(|a| vec![a.badge_id.clone(), a.user_id.to_string(), a.awarded_at.clone(), a.source.clone()]),
+        )?,
     }
     Ok(Outcome::Success)
+}
+
+async fn export_open_badges(
+    plan: &crate::config::plan::Plan,
+    export: &ExportOpts,
+    version: Version,
+) -> Result<Outcome> {
+    let issuer = plan.issuer.as_ref().ok_or_else(|| {
+        anyhow!("--format openbadges-*: the config has no [issuer] (id, name, url, email) to issue the badges as")
+    })?;
+    let out =
+        export.out.as_deref().ok_or_else(|| anyhow!("--format openbadges-*: give the directory with --out DIR"))?;
+    let signer = match (&export.sign, version) {
+        (Some(_), Version::V2) => bail!("--sign applies to openbadges-v3 (2.0 assertions here are hosted, not signed)"),
+        (Some(path), Version::V3) => Some(Signer::from_file(path)?),
+        (None, _) => None,
+    };
+    let site = Site::new(issuer)?;
+    let badges: Vec<_> =
+        plan.badges.iter().filter(|b| export.badges.is_empty() || export.badges.contains(&b.id)).collect();
+    let (db, store) = connect(plan).await?;
+    let loaded = async {
+        crate::store::migrate(&store).await?;
+        let emails = sources::load_member_emails(&db, &plan.sources).await?;
+        let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
+        let unsalted: Vec<(String, i64)> = store
+            .award_records(&ids)
+            .await?
+            .into_iter()
+            .filter(|a| a.salt.is_none())
+            .map(|a| (a.badge_id, a.user_id))
+            .collect();
+        let pairs: Vec<(&str, i64)> = unsalted.iter().map(|(b, u)| (b.as_str(), *u)).collect();
+        store.assign_salts(&pairs, Utc::now()).await?;
+        // Read back: a concurrent export may have salted some of them first.
+        let awards = store.award_records(&ids).await?;
+        Ok::<_, anyhow::Error>((emails, awards))
+    }
+    .await;
+    super::disconnect(&db, &store).await;
+    let (emails, awards) = loaded?;
+    let emails = email_map(&emails)?;
+    let summary = openbadges::write_export(out, &site, version, &badges, &awards, &emails, signer.as_ref())?;
+    let name = match version {
+        Version::V2 => "Open Badges 2.0 assertion(s)",
+        Version::V3 if signer.is_some() => "Open Badges 3.0 credential(s), each also as a signed VC-JWT",
+        Version::V3 => "Open Badges 3.0 credential(s)",
+    };
+    println!(
+        "wrote {} {name} ({} revoked) for {} badge(s) to {}",
+        summary.awards,
+        summary.revoked,
+        summary.badges,
+        out.display()
+    );
+    for (what, list) in [
+        ("the member has no email in the users source", &summary.without_email),
+        ("the users source no longer returns the member", &summary.unknown_members),
+    ] {
+        if !list.is_empty() {
+            let shown: Vec<String> = list.iter().take(10).map(|(b, u)| format!("{b}/{u}")).collect();
+            let more = if list.len() > 10 { format!(" and {} more", list.len() - 10) } else { String::new() };
+            eprintln!("skipped {} award(s): {what}: {}{more}", list.len(), shown.join(", "));
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+/// `user_id -> email` from the loaded `(user_id, email)` frame.
+fn email_map(frame: &polars::prelude::DataFrame) -> Result<HashMap<i64, Option<String>>> {
+    let ids = frame.column("user_id").and_then(|c| c.i64().cloned()).context("users source: user_id")?;
+    let emails = frame.column("email").and_then(|c| c.str().cloned()).context("users source: email")?;
+    Ok(ids.iter().zip(emails.iter()).filter_map(|(id, email)| Some((id?, email.map(str::to_string)))).collect())
 }

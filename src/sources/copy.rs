@@ -7,7 +7,7 @@
 //! as it produces them.
 
 use super::decode::{Cell, ColumnBuilder};
-use super::{ColumnType, SourceKind};
+use super::{ColumnSpec, ColumnType, SourceKind};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::TryStreamExt;
 use sqlx::postgres::{PgPool, PgPoolCopyExt};
@@ -50,13 +50,18 @@ fn quote_ident(name: &str) -> String {
 }
 
 /// Loads a source through binary COPY into its columns.
-pub async fn load(pool: &PgPool, kind: SourceKind, sql: &str) -> Result<(usize, Vec<ColumnBuilder>)> {
+pub async fn load(
+    pool: &PgPool,
+    kind: SourceKind,
+    specs: &[ColumnSpec],
+    sql: &str,
+) -> Result<(usize, Vec<ColumnBuilder>)> {
     let statement = pool
         .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
         .await
         .with_context(|| format!("source '{kind}': the query failed to prepare"))?;
     let names: Vec<String> = statement.columns().iter().map(|c| c.name().to_string()).collect();
-    let mapped = super::load::map_columns(kind, &names)?;
+    let mapped = super::load::map_columns(kind, specs, &names)?;
     let mut select = Vec::new();
     let mut wires = Vec::new();
     let mut builders = Vec::new();

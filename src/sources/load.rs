@@ -1,7 +1,7 @@
 //! Running `[sources]` queries and streaming their rows into Polars columns.
 
 use super::decode::{CellRow, ColumnBuilder};
-use super::{Shard, Snapshot, SourceKind, SourceQueries};
+use super::{ColumnSpec, ColumnType, Shard, Snapshot, SourceKind, SourceQueries};
 use crate::db::Db;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::TryStreamExt;
@@ -30,7 +30,7 @@ pub async fn load_snapshot_shard(
             Some(shard) => shard.filter(sql),
             None => sql.clone(),
         };
-        let frame = load_source(db, kind, &sql).await?;
+        let frame = load_source(db, kind, kind.columns(), &sql).await?;
         Ok::<_, anyhow::Error>((kind, frame))
     });
     let frames = futures_util::future::try_join_all(loads).await?;
@@ -42,15 +42,28 @@ pub async fn prepare_columns(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec
     crate::with_pool!(db, pool => prepared_names(pool, kind, sql).await)
 }
 
-async fn load_source(db: &Db, kind: SourceKind, sql: &str) -> Result<DataFrame> {
+/// The members' email addresses, from the `users` query's `email` column: only Open Badges
+/// exports read them (a run never loads them, however the users query is written).
+pub async fn load_member_emails(db: &Db, queries: &SourceQueries) -> Result<DataFrame> {
+    const EMAILS: &[ColumnSpec] = &[
+        ColumnSpec { name: "user_id", ty: ColumnType::Id, required: true, nullable: false, alias: None },
+        ColumnSpec { name: "email", ty: ColumnType::Text, required: true, nullable: true, alias: None },
+    ];
+    let sql = queries.get(&SourceKind::Users).ok_or_else(|| anyhow!("[sources] has no 'users' query"))?;
+    load_source(db, SourceKind::Users, EMAILS, sql)
+        .await
+        .context("Open Badges exports identify recipients by the `email` column of the users source")
+}
+
+async fn load_source(db: &Db, kind: SourceKind, specs: &[ColumnSpec], sql: &str) -> Result<DataFrame> {
     let started = std::time::Instant::now();
     let frame = match db {
         Db::Postgres(pool) => {
-            let (height, builders) = super::copy::load(pool, kind, sql).await?;
+            let (height, builders) = super::copy::load(pool, kind, specs, sql).await?;
             finish(kind, height, builders)?
         }
-        Db::Sqlite(pool) => load_with(pool, kind, sql).await?,
-        Db::MySql(pool) => load_with(pool, kind, sql).await?,
+        Db::Sqlite(pool) => load_with(pool, kind, specs, sql).await?,
+        Db::MySql(pool) => load_with(pool, kind, specs, sql).await?,
     };
     tracing::info!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
     Ok(frame)
@@ -68,9 +81,13 @@ where
 }
 
 /// Maps each spec'd column to its index in the result, failing on a missing required column.
-pub(super) fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usize, ColumnBuilder)>> {
+pub(super) fn map_columns(
+    kind: SourceKind,
+    specs: &[ColumnSpec],
+    names: &[String],
+) -> Result<Vec<(usize, ColumnBuilder)>> {
     let mut mapped = Vec::new();
-    for spec in kind.columns() {
+    for spec in specs {
         match names.iter().position(|n| spec.matches(n)) {
             Some(index) => mapped.push((index, ColumnBuilder::new(*spec, 0))),
             None if spec.required => bail!(
@@ -85,13 +102,18 @@ pub(super) fn map_columns(kind: SourceKind, names: &[String]) -> Result<Vec<(usi
     Ok(mapped)
 }
 
-async fn load_with<DB: Database>(pool: &Pool<DB>, kind: SourceKind, sql: &str) -> Result<DataFrame>
+async fn load_with<DB: Database>(
+    pool: &Pool<DB>,
+    kind: SourceKind,
+    specs: &[ColumnSpec],
+    sql: &str,
+) -> Result<DataFrame>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Row: CellRow,
 {
     let names = prepared_names(pool, kind, sql).await?;
-    let mut columns = map_columns(kind, &names)?;
+    let mut columns = map_columns(kind, specs, &names)?;
     let mut rows = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch(pool);
     let mut height = 0usize;
     while let Some(row) = rows.try_next().await.with_context(|| format!("source '{kind}': the query failed"))? {

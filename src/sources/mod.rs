@@ -10,7 +10,7 @@ pub(crate) mod copy;
 pub mod decode;
 mod load;
 
-pub use load::{load_snapshot, load_snapshot_shard, prepare_columns};
+pub use load::{load_member_emails, load_snapshot, load_snapshot_shard, prepare_columns};
 
 use polars::prelude::*;
 use std::collections::BTreeMap;

@@ -1,0 +1,344 @@
+//! Open Badges documents for awards: 2.0 hosted assertions and 3.0 `OpenBadgeCredential`s.
+//!
+//! Owns the mapping from an award, its badge and the `[issuer]` to the 1EdTech documents,
+//! where they are published (every id is a URL beside the issuer profile's, and the export
+//! directory mirrors those URLs so it can be uploaded as it is), and how a recipient is
+//! identified: the email, trimmed and lower-cased, hashed as `sha256$hex(sha256(email + salt))`
+//! with the award's own salt (see `accolade_award_salts`), so one member's awards cannot be
+//! linked to each other or across exports by their hashes.
+//!
+//! 3.0 credentials follow the VC Data Model 1.1 serialization of Open Badges 3.0 (`issuanceDate`,
+//! context `credentials/v1` + `ob/v3p0/context-3.0.2.json`), the one 1EdTech's published JSON
+//! Schema for `AchievementCredential` validates. Revocation is shown as each standard says: a
+//! 2.0 assertion carries `revoked` and `revocationReason`; a 3.0 credential points its
+//! `credentialStatus` at the issuer's `1EdTechRevocationList`, written beside it.
+
+pub mod sign;
+
+use crate::config::plan::{Badge, Issuer};
+use crate::store::AwardRecord;
+use anyhow::{Context, Result, anyhow};
+use base64::Engine;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use url::Url;
+
+/// Which Open Badges version to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V2,
+    V3,
+}
+
+const V2_CONTEXT: &str = "https://w3id.org/openbadges/v2";
+const V3_CONTEXT: [&str; 2] =
+    ["https://www.w3.org/2018/credentials/v1", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json"];
+
+/// The recipient identity of an award: `sha256$` and the hex SHA-256 of the normalised email
+/// followed by the salt.
+pub fn identity_hash(email: &str, salt: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(email.trim().to_lowercase().as_bytes());
+    hasher.update(salt.as_bytes());
+    format!("sha256${}", hex::encode(hasher.finalize()))
+}
+
+/// Where the documents are published: every URL is relative to the issuer profile's.
+#[derive(Debug, Clone)]
+pub struct Site {
+    issuer: Issuer,
+    base: Url,
+}
+
+impl Site {
+    pub fn new(issuer: &Issuer) -> Result<Site> {
+        let base = issuer.id.join(".").with_context(|| format!("[issuer] id '{}': no directory", issuer.id))?;
+        Ok(Site { issuer: issuer.clone(), base })
+    }
+
+    fn url(&self, path: &str) -> Result<Url> {
+        self.base.join(path).with_context(|| format!("'{path}' under {}", self.base))
+    }
+
+    /// The file (relative to the export directory) a document published at `url` goes to.
+    pub fn file_of(&self, url: &Url) -> Result<PathBuf> {
+        let relative = url
+            .as_str()
+            .strip_prefix(self.base.as_str())
+            .filter(|rest| !rest.is_empty())
+            .ok_or_else(|| anyhow!("{url} is not published under {}", self.base))?;
+        Ok(relative.split('/').collect())
+    }
+
+    pub fn issuer_url(&self) -> &Url {
+        &self.issuer.id
+    }
+
+    pub fn badge_url(&self, version: Version, badge_id: &str) -> Result<Url> {
+        match version {
+            Version::V2 => self.url(&format!("badges/{badge_id}.json")),
+            Version::V3 => self.url(&format!("achievements/{badge_id}.json")),
+        }
+    }
+
+    pub fn award_url(&self, version: Version, badge_id: &str, user_id: i64) -> Result<Url> {
+        match version {
+            Version::V2 => self.url(&format!("assertions/{badge_id}/{user_id}.json")),
+            Version::V3 => self.url(&format!("credentials/{badge_id}/{user_id}.json")),
+        }
+    }
+
+    pub fn revocation_list_url(&self) -> Result<Url> {
+        self.url("revocations.json")
+    }
+
+    /// The issuer profile document.
+    pub fn issuer_document(&self, version: Version) -> Value {
+        let issuer = &self.issuer;
+        let mut doc = match version {
+            Version::V2 => json!({"@context": V2_CONTEXT, "type": "Issuer"}),
+            Version::V3 => json!({"@context": V3_CONTEXT, "type": ["Profile"]}),
+        };
+        let fields = doc.as_object_mut().expect("a JSON object literal");
+        fields.insert("id".into(), json!(issuer.id.as_str()));
+        fields.insert("name".into(), json!(issuer.name));
+        fields.insert("url".into(), json!(issuer.url.as_str()));
+        if let Some(email) = &issuer.email {
+            fields.insert("email".into(), json!(email));
+        }
+        if let Some(description) = &issuer.description {
+            fields.insert("description".into(), json!(description));
+        }
+        doc
+    }
+
+    /// The issuer as embedded in a 3.0 credential or achievement.
+    fn issuer_v3(&self) -> Value {
+        let mut profile = self.issuer_document(Version::V3);
+        profile.as_object_mut().map(|p| p.remove("@context"));
+        profile
+    }
+
+    /// The badge's image URL (relative paths are resolved against the issuer's `url`), or a
+    /// generated SVG of its name when the badge has none.
+    fn image(&self, badge: &Badge) -> Result<String> {
+        match &badge.image {
+            Some(image) => Ok(self
+                .issuer
+                .url
+                .join(image)
+                .with_context(|| format!("badge '{}': image '{image}' is not a URL or path", badge.id))?
+                .to_string()),
+            None => Ok(generated_image(&badge.name)),
+        }
+    }
+
+    /// The 2.0 BadgeClass or the 3.0 Achievement of a badge.
+    pub fn badge_document(&self, version: Version, badge: &Badge) -> Result<Value> {
+        let id = self.badge_url(version, &badge.id)?;
+        let image = self.image(badge)?;
+        Ok(match version {
+            Version::V2 => json!({
+                "@context": V2_CONTEXT,
+                "type": "BadgeClass",
+                "id": id.as_str(),
+                "name": badge.name,
+                "description": badge.description_text(),
+                "image": image,
+                "criteria": {"narrative": badge.criteria_narrative()},
+                "issuer": self.issuer.id.as_str(),
+            }),
+            Version::V3 => json!({
+                "@context": V3_CONTEXT,
+                "id": id.as_str(),
+                "type": ["Achievement"],
+                "name": badge.name,
+                "description": badge.description_text(),
+                "image": {"id": image, "type": "Image"},
+                "criteria": {"narrative": badge.criteria_narrative()},
+                "creator": self.issuer_v3(),
+            }),
+        })
+    }
+
+    /// The 2.0 Assertion or 3.0 credential of one award.
+    pub fn award_document(&self, version: Version, badge: &Badge, award: &AwardRecord, email: &str) -> Result<Value> {
+        let salt = award.salt.as_deref().ok_or_else(|| {
+            anyhow!("award of badge '{}' to member {} has no recipient salt", award.badge_id, award.user_id)
+        })?;
+        let identity = identity_hash(email, salt);
+        let id = self.award_url(version, &badge.id, award.user_id)?;
+        let issued = timestamp(award.awarded_at);
+        let mut doc = match version {
+            Version::V2 => json!({
+                "@context": V2_CONTEXT,
+                "type": "Assertion",
+                "id": id.as_str(),
+                "recipient": {"type": "email", "hashed": true, "salt": salt, "identity": identity},
+                "badge": self.badge_url(version, &badge.id)?.as_str(),
+                "verification": {"type": "hosted"},
+                "issuedOn": issued,
+            }),
+            Version::V3 => {
+                let mut achievement = self.badge_document(version, badge)?;
+                achievement.as_object_mut().map(|a| a.remove("@context"));
+                json!({
+                    "@context": V3_CONTEXT,
+                    "id": id.as_str(),
+                    "type": ["VerifiableCredential", "OpenBadgeCredential"],
+                    "name": badge.name,
+                    "issuer": self.issuer_v3(),
+                    "issuanceDate": issued,
+                    "credentialSubject": {
+                        "type": ["AchievementSubject"],
+                        "identifier": [{
+                            "type": "IdentityObject",
+                            "identityType": "emailAddress",
+                            "hashed": true,
+                            "salt": salt,
+                            "identityHash": identity,
+                        }],
+                        "achievement": achievement,
+                    },
+                    "credentialStatus": {"id": self.revocation_list_url()?.as_str(), "type": "1EdTechRevocationList"},
+                })
+            }
+        };
+        if version == Version::V2
+            && award.revoked_at.is_some()
+            && let Some(fields) = doc.as_object_mut()
+        {
+            fields.insert("revoked".into(), json!(true));
+            fields.insert("revocationReason".into(), json!(award.revocation_reason.as_deref().unwrap_or("revoked")));
+        }
+        Ok(doc)
+    }
+
+    /// The 3.0 revocation list: every revoked credential with its reason.
+    pub fn revocation_list(&self, revoked: &[(Url, String)]) -> Result<Value> {
+        let entries: Vec<Value> =
+            revoked.iter().map(|(id, reason)| json!({"id": id.as_str(), "revocationReason": reason})).collect();
+        Ok(json!({
+            "id": self.revocation_list_url()?.as_str(),
+            "issuer": self.issuer.id.as_str(),
+            "revokedCredentials": entries,
+        }))
+    }
+}
+
+/// RFC 3339 in UTC, whole seconds, `Z`.
+pub fn timestamp(instant: DateTime<Utc>) -> String {
+    instant.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A round SVG medal with the badge's initials, as a `data:` URI.
+fn generated_image(name: &str) -> String {
+    let initials: String =
+        name.split_whitespace().filter_map(|w| w.chars().next()).take(3).collect::<String>().to_uppercase();
+    let initials = initials.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+    let svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='256' height='256' viewBox='0 0 256 256'>\
+         <circle cx='128' cy='128' r='120' fill='#2f5d8a' stroke='#d9a520' stroke-width='12'/>\
+         <text x='128' y='150' font-family='sans-serif' font-size='72' font-weight='bold' fill='#fff' \
+         text-anchor='middle'>{initials}</text></svg>"
+    );
+    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg))
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportSummary {
+    /// Award documents written (revoked ones included).
+    pub awards: usize,
+    pub revoked: usize,
+    pub badges: usize,
+    /// Awards left out because the member has no email address: `(badge_id, user_id)`.
+    pub without_email: Vec<(String, i64)>,
+    /// Awards of members the users source no longer returns.
+    pub unknown_members: Vec<(String, i64)>,
+}
+
+/// Writes the issuer, badge and award documents of `awards` (each with a salt) into `dir`.
+pub fn write_export(
+    dir: &Path,
+    site: &Site,
+    version: Version,
+    badges: &[&Badge],
+    awards: &[AwardRecord],
+    emails: &HashMap<i64, Option<String>>,
+    signer: Option<&sign::Signer>,
+) -> Result<ExportSummary> {
+    let mut summary = ExportSummary::default();
+    let write = |url: &Url, extension: Option<&str>, contents: &[u8]| -> Result<()> {
+        let mut path = dir.join(site.file_of(url)?);
+        if let Some(extension) = extension {
+            path.set_extension(extension);
+        }
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))
+    };
+    let json = |value: &Value| -> Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(value)?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    };
+    write(site.issuer_url(), None, &json(&site.issuer_document(version))?)?;
+    if let Some(signer) = signer {
+        let keys = site.url("jwks.json")?;
+        write(&keys, None, &json(&json!({"keys": [signer.public_jwk()]}))?)?;
+    }
+    let by_id: HashMap<&str, &Badge> = badges.iter().map(|b| (b.id.as_str(), *b)).collect();
+    for badge in badges {
+        write(&site.badge_url(version, &badge.id)?, None, &json(&site.badge_document(version, badge)?)?)?;
+        summary.badges += 1;
+    }
+    let mut revoked = Vec::new();
+    for award in awards {
+        let Some(badge) = by_id.get(award.badge_id.as_str()) else { continue };
+        let email = match emails.get(&award.user_id) {
+            Some(Some(email)) if !email.trim().is_empty() => email,
+            Some(_) => {
+                summary.without_email.push((award.badge_id.clone(), award.user_id));
+                continue;
+            }
+            None => {
+                summary.unknown_members.push((award.badge_id.clone(), award.user_id));
+                continue;
+            }
+        };
+        let document = site.award_document(version, badge, award, email)?;
+        let url = site.award_url(version, &badge.id, award.user_id)?;
+        write(&url, None, &json(&document)?)?;
+        if let (Version::V3, Some(signer)) = (version, signer) {
+            write(&url, Some("jwt"), signer.sign_credential(&document, award.awarded_at)?.as_bytes())?;
+        }
+        if award.revoked_at.is_some() {
+            summary.revoked += 1;
+            revoked.push((url, award.revocation_reason.clone().unwrap_or_else(|| "revoked".to_string())));
+        }
+        summary.awards += 1;
+    }
+    if version == Version::V3 {
+        write(&site.revocation_list_url()?, None, &json(&site.revocation_list(&revoked)?)?)?;
+    }
+    Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::identity_hash;
+
+    #[test]
+    fn the_identity_hash_is_sha256_of_the_lowercased_email_then_the_salt() {
+        // sha256("alice@example.com" + "s4lt"), as 1EdTech's IdentityObject describes.
+        assert_eq!(
+            identity_hash(" Alice@Example.com ", "s4lt"),
+            "sha256$317c538f79f733f5fe6785a369e04e65f80d4abe7b5a29801eb80db549f466c1"
+        );
+    }
+}

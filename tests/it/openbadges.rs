@@ -1,0 +1,359 @@
+//! Open Badges exports through the real binary: the documents validate against 1EdTech's
+//! published 3.0 schemas (and schemas written from the 2.0 spec, for which 1EdTech publishes
+//! none), recipients are hashed with a salt per award, revocation shows as each version says,
+//! and signed 3.0 credentials verify with the published key. See tests/fixtures/openbadges.
+
+use crate::support::*;
+use accolade::openbadges::identity_hash;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rstest::rstest;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+const ISSUER: &str = r#"
+[issuer]
+id = "https://badges.example.org/ob/issuer.json"
+name = "Example Community"
+url = "https://community.example.org/"
+email = "badges@example.org"
+"#;
+
+const SCHEMA: &str = "
+CREATE TABLE users (user_id INTEGER NOT NULL, created_at TEXT NOT NULL, blocked BOOLEAN NOT NULL, email TEXT);
+CREATE TABLE posts (user_id INTEGER NOT NULL, created_at TEXT NOT NULL);
+";
+
+const SOURCES: &str = r#"
+users = "SELECT user_id, created_at, blocked, email FROM users"
+posts = "SELECT user_id, created_at FROM posts"
+"#;
+
+/// A host where members 1-3 wrote posts (1 twice) and member 4 has no email; badges
+/// `poster` (1 post) and `prolific` (2 posts, with its own description and criteria) are
+/// awarded, and member 2's `poster` is revoked. Returns the config path.
+async fn awarded_host() -> (TestHost, PathBuf) {
+    let host = TestHost::new().await;
+    host.exec(SCHEMA).await;
+    host.exec(
+        "INSERT INTO users VALUES (1, '2026-01-01T00:00:00Z', FALSE, 'Alice@Example.org'), \
+         (2, '2026-01-01T00:00:00Z', FALSE, 'bob@example.org'), (3, '2026-01-01T00:00:00Z', FALSE, 'carol@example.org'), \
+         (4, '2026-01-01T00:00:00Z', FALSE, NULL)",
+    )
+    .await;
+    for (user, posts) in [(1, 2), (2, 1), (3, 1), (4, 1)] {
+        let times: Vec<String> = (0..posts).map(|i| format!("2026-02-0{}T10:00:00Z", i + 1)).collect();
+        let times: Vec<&str> = times.iter().map(String::as_str).collect();
+        host.add_events("posts", user, &times).await;
+    }
+    let badges = format!(
+        "{}[[badges]]\nid = \"prolific\"\nname = \"Prolific & <Proud>\"\ndescription = \"Writes a lot.\"\n\
+         criteria = \"Write two posts.\"\nimage = \"img/prolific.png\"\nrule = {{ type = \"posts_sent\", min = 2 }}\n",
+        badge("poster", r#"{ type = "posts_sent", min = 1 }"#)
+    );
+    let text = format!("{}\n{ISSUER}", host.config(&badges, SOURCES));
+    let plan = host.plan(&text);
+    host.run(&plan, at("2026-03-01T12:00:00Z")).await;
+    let config = host.write_config("accolade.toml", &text);
+    let revoked = accolade_binary(&[
+        "--config",
+        path(&config),
+        "revoke",
+        "--badge",
+        "poster",
+        "--users",
+        "2",
+        "--reason",
+        "Posted spam",
+    ]);
+    assert_eq!(revoked.code, 0, "{}", revoked.describe());
+    (host, config)
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("temporary paths are UTF-8")
+}
+
+fn export(config: &Path, format: &str, out: &Path, extra: &[&str]) -> BinaryRun {
+    let mut args = vec!["--config", path(config), "awards", "export", "--format", format, "--out", path(out)];
+    args.extend_from_slice(extra);
+    accolade_binary(&args)
+}
+
+fn read_json(file: &Path) -> Value {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("reading {}: {e}", file.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", file.display()))
+}
+
+/// A validator for a vendored schema, checking formats (date-time, email) too.
+fn validator(fixture: &str) -> jsonschema::Validator {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openbadges").join(fixture);
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&read_json(&file))
+        .unwrap_or_else(|e| panic!("{fixture} is not a usable schema: {e}"))
+}
+
+fn assert_valid(validator: &jsonschema::Validator, document: &Value, what: &str) {
+    let errors: Vec<String> =
+        validator.iter_errors(document).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{what} is invalid:\n{}\n{document:#}", errors.join("\n"));
+}
+
+/// Every `*.json` under `dir/sub`, by path relative to `dir`.
+fn documents(dir: &Path, sub: &str) -> BTreeMap<String, Value> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.join(sub)];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("listing {}: {e}", folder.display())) {
+            let entry_path = entry.expect("a directory entry").path();
+            if entry_path.is_dir() {
+                stack.push(entry_path);
+            } else if entry_path.extension().is_some_and(|e| e == "json") {
+                let relative = entry_path.strip_prefix(dir).expect("under the export directory");
+                found.insert(relative.display().to_string(), read_json(&entry_path));
+            }
+        }
+    }
+    found
+}
+
+#[rstest]
+#[tokio::test]
+async fn open_badges_3_credentials_validate_against_1edtech_schemas_and_list_revocations(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let (host, config) = awarded_host().await;
+    let out = host.dir().join("ob3");
+    let exported = export(&config, "openbadges-v3", &out, &[]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    // Member 4 has no email: their poster award is left out and reported.
+    assert!(exported.stderr.contains("skipped 1 award(s): the member has no email"), "{}", exported.describe());
+
+    let credential_schema = validator("v3/achievementcredential.json");
+    let credentials = documents(&out, "credentials");
+    let names: Vec<&str> = credentials.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "credentials/poster/1.json",
+            "credentials/poster/2.json",
+            "credentials/poster/3.json",
+            "credentials/prolific/1.json"
+        ]
+    );
+    for (name, credential) in &credentials {
+        assert_valid(&credential_schema, credential, name);
+        // What the schema leaves to the prose: the contexts and both types.
+        assert_eq!(credential["@context"][0], "https://www.w3.org/2018/credentials/v1", "{name}");
+        assert_eq!(credential["@context"][1], "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json");
+        let types: Vec<&str> =
+            credential["type"].as_array().expect("type is an array").iter().filter_map(Value::as_str).collect();
+        assert_eq!(types, ["VerifiableCredential", "OpenBadgeCredential"], "{name}");
+        assert_eq!(credential["id"], format!("https://badges.example.org/ob/{name}"), "ids mirror the files");
+        assert_eq!(credential["issuer"]["id"], "https://badges.example.org/ob/issuer.json");
+        assert_eq!(credential["issuanceDate"], "2026-03-01T12:00:00Z");
+    }
+    let prolific = &credentials["credentials/prolific/1.json"]["credentialSubject"]["achievement"];
+    assert_eq!(prolific["name"], "Prolific & <Proud>");
+    assert_eq!(prolific["description"], "Writes a lot.");
+    assert_eq!(prolific["criteria"]["narrative"], "Write two posts.");
+    assert_eq!(prolific["image"]["id"], "https://community.example.org/img/prolific.png");
+    let poster = &credentials["credentials/poster/3.json"]["credentialSubject"]["achievement"];
+    assert_eq!(poster["criteria"]["narrative"], "Awarded to members who wrote at least 1 post or comment.");
+
+    let profile_schema = validator("v3/profile.json");
+    assert_valid(&profile_schema, &read_json(&out.join("issuer.json")), "issuer.json");
+    for achievement in documents(&out, "achievements").values() {
+        assert_eq!(achievement["type"][0], "Achievement");
+        assert_valid(
+            &credential_schema,
+            &with_achievement(&credentials["credentials/poster/1.json"], achievement),
+            "achievement",
+        );
+    }
+    let revocations = read_json(&out.join("revocations.json"));
+    assert_eq!(credentials["credentials/poster/2.json"]["credentialStatus"]["id"], revocations["id"]);
+    assert_eq!(credentials["credentials/poster/2.json"]["credentialStatus"]["type"], "1EdTechRevocationList");
+    let revoked = revocations["revokedCredentials"].as_array().expect("a list of revoked credentials");
+    assert_eq!(revoked.len(), 1, "{revocations:#}");
+    assert_eq!(revoked[0]["id"], "https://badges.example.org/ob/credentials/poster/2.json");
+    assert_eq!(revoked[0]["revocationReason"], "Posted spam");
+}
+
+/// `credential` with its achievement replaced, to validate an exported Achievement document
+/// with the schema that defines it (it has no schema of its own).
+fn with_achievement(credential: &Value, achievement: &Value) -> Value {
+    let mut credential = credential.clone();
+    let mut achievement = achievement.clone();
+    achievement.as_object_mut().map(|a| a.remove("@context"));
+    credential["credentialSubject"]["achievement"] = achievement;
+    credential
+}
+
+#[rstest]
+#[tokio::test]
+async fn open_badges_2_documents_meet_the_spec_and_show_revocation_in_the_assertion(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let (host, config) = awarded_host().await;
+    let out = host.dir().join("ob2");
+    let exported = export(&config, "openbadges-v2", &out, &[]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    assert!(
+        exported.stdout.contains("wrote 4 Open Badges 2.0 assertion(s) (1 revoked) for 2 badge(s)"),
+        "{}",
+        exported.describe()
+    );
+
+    let assertion_schema = validator("v2/assertion.schema.json");
+    let assertions = documents(&out, "assertions");
+    assert_eq!(assertions.len(), 4);
+    for (name, assertion) in &assertions {
+        assert_valid(&assertion_schema, assertion, name);
+        let badge_file = assertion["badge"].as_str().and_then(|u| u.strip_prefix("https://badges.example.org/ob/"));
+        assert!(badge_file.is_some_and(|f| out.join(f).is_file()), "{name}: its badge is exported beside it");
+    }
+    let revoked = &assertions["assertions/poster/2.json"];
+    assert_eq!(revoked["revoked"], true);
+    assert_eq!(revoked["revocationReason"], "Posted spam");
+    assert!(assertions["assertions/poster/1.json"].get("revoked").is_none());
+
+    let badge_schema = validator("v2/badgeclass.schema.json");
+    for (name, badge) in documents(&out, "badges") {
+        assert_valid(&badge_schema, &badge, &name);
+    }
+    assert_valid(&validator("v2/profile.schema.json"), &read_json(&out.join("issuer.json")), "issuer.json");
+}
+
+#[tokio::test]
+async fn recipients_are_hashed_with_a_salt_per_award_and_reexports_are_identical() {
+    let (host, config) = awarded_host().await;
+    let first = host.dir().join("first");
+    let second = host.dir().join("second");
+    for out in [&first, &second] {
+        let exported = export(&config, "openbadges-v2", out, &[]);
+        assert_eq!(exported.code, 0, "{}", exported.describe());
+    }
+    let one = documents(&first, "assertions");
+    assert_eq!(one, documents(&second, "assertions"), "a re-export hashes every recipient the same way");
+
+    // Member 1 holds two badges: neither their salts nor their hashes link the two awards.
+    let poster = &one["assertions/poster/1.json"]["recipient"];
+    let prolific = &one["assertions/prolific/1.json"]["recipient"];
+    assert_ne!(poster["salt"], prolific["salt"]);
+    assert_ne!(poster["identity"], prolific["identity"]);
+    let salts: HashSet<&str> = one.values().filter_map(|a| a["recipient"]["salt"].as_str()).collect();
+    assert_eq!(salts.len(), one.len(), "every award has its own salt");
+    for (recipient, email) in [(poster, "alice@example.org"), (prolific, "alice@example.org")] {
+        let salt = recipient["salt"].as_str().expect("a salt");
+        assert_eq!(salt.len(), 32, "128 random bits as hex");
+        assert_eq!(recipient["identity"], identity_hash(email, salt), "sha256$hex(sha256(email + salt))");
+    }
+    // The 3.0 export of the same award uses the same stored salt.
+    let v3 = host.dir().join("v3");
+    assert_eq!(export(&config, "openbadges-v3", &v3, &[]).code, 0);
+    let identifier = &read_json(&v3.join("credentials/poster/1.json"))["credentialSubject"]["identifier"][0];
+    assert_eq!(identifier["salt"], poster["salt"]);
+    assert_eq!(identifier["identityHash"], poster["identity"]);
+}
+
+#[tokio::test]
+async fn signed_credentials_are_vc_jwts_that_verify_with_the_published_key() {
+    let (host, config) = awarded_host().await;
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+        .expect("generating an Ed25519 key");
+    let key_file = host.dir().join("issuer-key.pem");
+    std::fs::write(&key_file, pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())))
+        .expect("writing the key file");
+    let out = host.dir().join("signed");
+    let exported = export(&config, "openbadges-v3", &out, &["--sign", path(&key_file)]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+
+    let keys = read_json(&out.join("jwks.json"));
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(keys["keys"][0].clone()).expect("a JWK");
+    let key = DecodingKey::from_jwk(&jwk).expect("a usable public key");
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.required_spec_claims = HashSet::from(["iss".to_string(), "jti".to_string(), "nbf".to_string()]);
+    validation.validate_exp = false;
+    let mut verified = 0;
+    for (name, credential) in documents(&out, "credentials") {
+        let jwt_file = out.join(&name).with_extension("jwt");
+        let token = std::fs::read_to_string(&jwt_file).expect("a .jwt beside each credential");
+        let header = jsonwebtoken::decode_header(&token).expect("a JOSE header");
+        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        assert_eq!(header.kid, jwk.common.key_id, "{name}");
+        let data = jsonwebtoken::decode::<Value>(&token, &key, &validation)
+            .unwrap_or_else(|e| panic!("{name}: the signature does not verify: {e}"));
+        assert_eq!(data.claims["vc"], credential, "{name}: the token carries the credential");
+        assert_eq!(data.claims["iss"], credential["issuer"]["id"]);
+        assert_eq!(data.claims["jti"], credential["id"]);
+        assert_eq!(data.claims["nbf"], at("2026-03-01T12:00:00Z").timestamp());
+        verified += 1;
+    }
+    assert_eq!(verified, 4);
+
+    // A token changed after signing no longer verifies.
+    let token = std::fs::read_to_string(out.join("credentials/poster/1.jwt")).expect("a token");
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].replacen('e', "f", 1);
+    assert!(jsonwebtoken::decode::<Value>(&parts.join("."), &key, &validation).is_err());
+}
+
+#[tokio::test]
+async fn exports_name_what_is_missing_for_open_badges() {
+    let host = TestHost::new().await;
+    host.exec(SCHEMA).await;
+    let badges = badge("poster", r#"{ type = "posts_sent", min = 1 }"#);
+    let out = host.dir().join("out");
+
+    let no_issuer = host.write_config("no-issuer.toml", &host.config(&badges, SOURCES));
+    let run = export(&no_issuer, "openbadges-v3", &out, &[]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(run.stderr.contains("no [issuer]"), "{}", run.describe());
+
+    let without_email = SOURCES.replace(", email FROM users", " FROM users");
+    let no_email = host.write_config("no-email.toml", &format!("{}\n{ISSUER}", host.config(&badges, &without_email)));
+    let run = export(&no_email, "openbadges-v2", &out, &[]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(run.stderr.contains("source 'users' has no column 'email'"), "{}", run.describe());
+
+    let config = host.write_config("ok.toml", &format!("{}\n{ISSUER}", host.config(&badges, SOURCES)));
+    let run = export(&config, "openbadges-v2", &out, &["--sign", "key.pem"]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(run.stderr.contains("--sign applies to openbadges-v3"), "{}", run.describe());
+    let garbage = host.dir().join("garbage.pem");
+    std::fs::write(&garbage, "not a key").expect("writing a file");
+    let run = export(&config, "openbadges-v3", &out, &["--sign", path(&garbage)]);
+    assert_eq!(run.code, 2, "{}", run.describe());
+    assert!(run.stderr.contains("not a PEM file"), "{}", run.describe());
+
+    let bad_issuer = ISSUER.replace("https://badges.example.org/ob/issuer.json", "ftp://badges.example.org/x");
+    let raw = accolade::config::parse(&format!("{}\n{bad_issuer}", host.config(&badges, SOURCES))).expect("TOML");
+    let errors = accolade::config::plan::compile(raw).expect_err("an ftp issuer id is refused").to_string();
+    assert!(errors.contains("[issuer] id = 'ftp://badges.example.org/x': expected an http or https URL"), "{errors}");
+}
+
+#[tokio::test]
+async fn a_revoked_award_stops_counting_and_is_never_awarded_again_until_restored() {
+    let (host, config) = awarded_host().await;
+    let plan = host.plan(&std::fs::read_to_string(&config).expect("the config"));
+    let again = host.run(&plan, at("2026-03-02T12:00:00Z")).await;
+    assert_eq!(again.total_new_awards(), 0, "the revoked award keeps its row");
+    let board = host.store().leaderboard(None, None).await.expect("the leaderboard");
+    assert!(board.iter().all(|row| row.user_id != 2), "member 2's only badge is revoked: {board:?}");
+    let recipients = |stored: Vec<accolade::store::StoredBadge>| {
+        stored.into_iter().find(|b| b.badge_id == "poster").map(|b| b.recipients)
+    };
+    assert_eq!(recipients(host.stored_badges().await), Some(3));
+
+    let restore =
+        accolade_binary(&["--config", path(&config), "revoke", "--badge", "poster", "--users", "2,9", "--undo"]);
+    assert_eq!(restore.code, 1, "member 9 does not hold the badge: {}", restore.describe());
+    assert!(restore.stdout.contains("restored for 1 member(s)"), "{}", restore.describe());
+    assert!(restore.stdout.contains("members without the badge (nothing to restore): 9"), "{}", restore.describe());
+    assert_eq!(recipients(host.stored_badges().await), Some(4));
+}
