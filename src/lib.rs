@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: [`config`] → [`config::plan`] → [`sources`] (snapshots of the host
 //! database as Polars frames) → [`evaluate`] (per-member features and per-badge predicates) →
-//! [`store`] (only new awards, exactly once). [`commands`] wires these into subcommands.
+//! [`store`] (only new awards, exactly once). [`openbadges`] and [`report`] present the awards to
+//! the world and to administrators; [`commands`] wires everything into subcommands.
 
 pub mod commands;
 pub mod config;
@@ -13,6 +14,8 @@ pub mod evaluate;
 pub mod formula;
 pub mod instant;
 pub mod metrics;
+pub mod openbadges;
+pub mod report;
 pub mod rules;
 pub mod sources;
 pub mod store;

@@ -14,6 +14,8 @@ pub mod generate;
 pub mod leaderboard;
 pub mod migrate;
 pub mod outbox;
+pub mod report;
+pub mod revoke;
 pub mod run;
 pub mod schedule;
 
@@ -53,6 +55,10 @@ pub enum Command {
     Awards(awards::Opts),
     /// Award a badge by hand to listed members.
     Award(award::Opts),
+    /// Revoke a badge from listed members, with a reason (or restore it with --undo).
+    Revoke(revoke::Opts),
+    /// Write a self-contained HTML report: recipients over time, rules, leaderboard.
+    Report(report::Opts),
     /// Explain, clause by clause, why a member has or hasn't each badge.
     Explain(explain::Opts),
     /// Members ranked by the points of the badges they hold.
@@ -78,6 +84,8 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Badges(opts) => badges::run(config, opts).await,
         Command::Awards(opts) => awards::run(config, opts).await,
         Command::Award(opts) => award::run(config, opts).await,
+        Command::Revoke(opts) => revoke::run(config, opts).await,
+        Command::Report(opts) => report::run(config, opts).await,
         Command::Explain(opts) => explain::run(config, opts).await,
         Command::Leaderboard(opts) => leaderboard::run(config, opts).await,
         Command::Outbox(opts) => outbox::run(config, opts).await,

@@ -5,6 +5,8 @@ mod errors;
 mod explain;
 mod formulas;
 mod lifecycle;
+mod openbadges;
 mod operations;
+mod report;
 mod rules;
 mod support;
