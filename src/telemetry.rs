@@ -48,3 +48,17 @@ impl Drop for Phase {
         }
     }
 }
+
+/// This process's resident memory now and at its peak so far, in MiB (Linux; `(0, 0)`
+/// elsewhere), for the phase timings in the logs.
+pub fn memory_mib() -> (u64, u64) {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return (0, 0) };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}

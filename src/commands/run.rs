@@ -374,7 +374,8 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let clock = std::time::Instant::now();
     let snapshot = sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard).await?;
     drop(loading);
-    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, "loaded sources");
+    let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
+    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");
     let (ready, failed) = crate::evaluate::split_ready(badges, &snapshot);
     let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
     let clock = std::time::Instant::now();
@@ -396,9 +397,12 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     })
     .await?;
     drop(evaluating);
+    let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         new_awards = new.height(),
+        rss_mib,
+        peak_rss_mib,
         "evaluated {} badges",
         ids.len()
     );
@@ -411,7 +415,8 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         }
         None => Inserted { counts: count_per_badge(&new)?, stopped: false },
     };
-    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, "wrote awards");
+    let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
+    tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "wrote awards");
     Ok(Evaluated { counts: inserted.counts, failed, stopped: inserted.stopped })
 }
 

@@ -121,6 +121,7 @@ impl FeatureSet {
         let mut columns = Vec::with_capacity(self.columns.len());
         let mut best_periods = BestPeriods::new();
         for (feature, name) in &self.columns {
+            let clock = std::time::Instant::now();
             let values = self
                 .compute(feature, snapshot, &mut best_periods)?
                 .select([col("user_id"), col("value").alias(name.as_str())]);
@@ -138,6 +139,14 @@ impl FeatureSet {
                 .collect()
                 .map_err(|e| anyhow!("computing feature {feature:?}: {e}"))?;
             columns.extend(aligned.into_columns());
+            let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
+            tracing::debug!(
+                feature = ?feature,
+                elapsed_ms = clock.elapsed().as_millis() as u64,
+                rss_mib,
+                peak_rss_mib,
+                "computed feature"
+            );
         }
         members.hstack(&columns).map_err(failed)
     }
@@ -234,45 +243,56 @@ impl FeatureSet {
         if let Some(frame) = cache.get(&(period, since)) {
             return Ok(frame.clone().lazy());
         }
-        let frame = self
-            .period_counts(snapshot, period, since)?
-            .group_by([col("user_id")])
-            .agg([col("n").max().alias("best"), col("period").filter(col("n").eq(col("n").max())).min().alias("key")])
-            .collect()
-            .map_err(|e| anyhow!("counting connections per {period}: {e}"))?;
+        let failed = |e: PolarsError| anyhow!("counting connections per {period}: {e}");
+        let days = self
+            .activity(snapshot, SourceKind::Connections, since)?
+            .select([col("user_id"), self.local_days(snapshot, SourceKind::Connections)?.alias("day")]);
+        let rows = match period {
+            Period::Week => {
+                let day = col("day");
+                days.select([col("user_id"), (day.clone() - ((day + lit(3 + WEEK_ALIGN)) % lit(7i64))).alias("period")])
+            }
+            Period::Month => with_month_index(days, "day", "period").select([col("user_id"), col("period")]),
+        }
+        .collect()
+        .map_err(failed)?;
+        let frame = match Packed::of(&rows, "period", 0) {
+            Some(packed) => packed.best_periods(rows).map_err(failed)?,
+            None => rows
+                .lazy()
+                .group_by([col("user_id"), col("period")])
+                .agg([len().cast(DataType::Int64).alias("n")])
+                .group_by([col("user_id")])
+                .agg([
+                    col("n").max().alias("best"),
+                    col("period").filter(col("n").eq(col("n").max())).min().alias("key"),
+                ])
+                .collect()
+                .map_err(failed)?,
+        };
         cache.insert((period, since), frame.clone());
         Ok(frame.lazy())
-    }
-
-    /// Connections counted per member and calendar week (Monday-start key, in local days) or
-    /// month (`year * 12 + month - 1`): `(user_id, period, n)`.
-    fn period_counts(&self, snapshot: &Snapshot, period: Period, since: Option<i64>) -> Result<LazyFrame> {
-        let days = self.local_days(snapshot, SourceKind::Connections)?;
-        let key = match period {
-            Period::Week => days.clone() - ((days + lit(3 + WEEK_ALIGN)) % lit(7i64)),
-            Period::Month => {
-                let date = days.cast(DataType::Int32).cast(DataType::Date);
-                date.clone().dt().year().cast(DataType::Int64) * lit(12i64) + date.dt().month().cast(DataType::Int64)
-                    - lit(1i64)
-            }
-        };
-        Ok(self
-            .activity(snapshot, SourceKind::Connections, since)?
-            .select([col("user_id"), key.alias("period")])
-            .group_by([col("user_id"), col("period")])
-            .agg([len().cast(DataType::Int64).alias("n")]))
     }
 
     /// The longest run of consecutive local calendar days with at least one sign-in.
     fn consecutive_days(&self, snapshot: &Snapshot, since: Option<i64>) -> Result<LazyFrame> {
         let day = self.local_days(snapshot, SourceKind::Logins)?;
+        let rows = self
+            .activity(snapshot, SourceKind::Logins, since)?
+            .select([col("user_id"), day.alias("day")])
+            .collect()
+            .map_err(|e| anyhow!("reading sign-in days: {e}"))?;
+        // A gap of one key between members, so one member's last day never continues the
+        // next member's first.
+        if let Some(packed) = Packed::of(&rows, "day", 1) {
+            return Ok(packed.longest_runs(rows));
+        }
         let starts_run = col("user_id")
             .neq(col("user_id").shift(lit(1)))
             .or(col("day").neq(col("day").shift(lit(1)) + lit(1i64)))
             .fill_null(lit(true));
-        Ok(self
-            .activity(snapshot, SourceKind::Logins, since)?
-            .select([col("user_id"), day.alias("day")])
+        Ok(rows
+            .lazy()
             .unique(None, UniqueKeepStrategy::Any)
             .sort(["user_id", "day"], SortMultipleOptions::default())
             .with_column(starts_run.cast(DataType::Int64).cum_sum(false).alias("run"))
@@ -345,6 +365,129 @@ impl FeatureSet {
     }
 }
 
+/// `(user_id, key)` pairs packed into one Int64, `(user_id - user_min) * stride + (key -
+/// key_min)`, so that counting, deduplicating and sorting work on one integer column instead
+/// of two (several times faster, and a fraction of the memory). Only when the ranges fit well
+/// inside an i64 (any auto-increment ids do); otherwise callers use the two-column plan.
+struct Packed {
+    user_min: i64,
+    key_min: i64,
+    stride: i64,
+    /// How many members' strides fit (the user range), for overflow checks of wider packings.
+    users: i64,
+}
+
+/// Packed values stay below this, leaving headroom for arithmetic on them.
+const PACKED_LIMIT: i64 = 1 << 61;
+
+impl Packed {
+    /// The packing of `rows`' `user_id` and `key` columns with `gap` unused keys after each
+    /// member's range, or `None` if the rows are empty or the ranges are too wide.
+    fn of(rows: &DataFrame, key: &str, gap: i64) -> Option<Packed> {
+        let range = |name: &str| {
+            let column = rows.column(name).ok()?.i64().ok()?.clone();
+            Some((column.min()?, column.max()?))
+        };
+        let (user_min, user_max) = range("user_id")?;
+        let (key_min, key_max) = range(key)?;
+        let users = user_max.checked_sub(user_min)?.checked_add(1)?;
+        let stride = key_max.checked_sub(key_min)?.checked_add(1 + gap)?;
+        (users.checked_mul(stride)? < PACKED_LIMIT).then_some(Packed { user_min, key_min, stride, users })
+    }
+
+    fn pack(&self, key: &str) -> Expr {
+        (col("user_id") - lit(self.user_min)) * lit(self.stride) + (col(key) - lit(self.key_min))
+    }
+
+    /// Each member's longest run of consecutive days: `(user_id, value)`.
+    fn longest_runs(&self, rows: DataFrame) -> LazyFrame {
+        let k = col("k");
+        rows.lazy()
+            .select([self.pack("day").alias("k")])
+            .sort(["k"], SortMultipleOptions::default())
+            // Sorted: a repeated day is a repeat of the previous row.
+            .filter(k.clone().neq(k.clone().shift(lit(1))).fill_null(lit(true)))
+            .with_row_index("position", None)
+            .with_columns([col("position").cast(DataType::Int64), len().cast(DataType::Int64).alias("days_total")])
+            // A run starts where the key is not the previous key plus one day.
+            .filter(k.clone().neq(k.clone().shift(lit(1)) + lit(1i64)).fill_null(lit(true)))
+            .select([
+                (k / lit(self.stride) + lit(self.user_min)).alias("user_id"),
+                (col("position").shift(lit(-1)).fill_null(col("days_total")) - col("position")).alias("days"),
+            ])
+            .group_by([col("user_id")])
+            .agg([col("days").max().alias("value")])
+    }
+
+    /// Each member's most rows in one period and the earliest period with that many:
+    /// `(user_id, best, key)`.
+    fn best_periods(&self, rows: DataFrame) -> PolarsResult<DataFrame> {
+        let counts = rows
+            .lazy()
+            .group_by([self.pack("period").alias("k")])
+            .agg([len().cast(DataType::Int64).alias("n")])
+            .collect()?;
+        let most = counts.column("n")?.i64()?.max().unwrap_or(0);
+        // Repack as (member, most - n, period): the smallest value per member is its best count
+        // in its earliest period.
+        let span = (most + 1)
+            .checked_mul(self.stride)
+            .filter(|s| self.users.checked_mul(*s).is_some_and(|v| v < PACKED_LIMIT));
+        let Some(span) = span else {
+            let unpacked = counts.lazy().select([
+                (col("k") / lit(self.stride) + lit(self.user_min)).alias("user_id"),
+                (col("k") % lit(self.stride) + lit(self.key_min)).alias("period"),
+                col("n"),
+            ]);
+            return unpacked
+                .group_by([col("user_id")])
+                .agg([
+                    col("n").max().alias("best"),
+                    col("period").filter(col("n").eq(col("n").max())).min().alias("key"),
+                ])
+                .collect();
+        };
+        let member = col("k") / lit(self.stride);
+        let rank = member.clone() * lit(span) + (lit(most) - col("n")) * lit(self.stride) + col("k") % lit(self.stride);
+        let r = col("r");
+        counts
+            .lazy()
+            .select([member.alias("member"), rank.alias("r")])
+            .group_by([col("member")])
+            .agg([r.min()])
+            .select([
+                (col("member") + lit(self.user_min)).alias("user_id"),
+                (lit(most) - (col("r") % lit(span)) / lit(self.stride)).alias("best"),
+                (col("r") % lit(self.stride) + lit(self.key_min)).alias("key"),
+            ])
+            .collect()
+    }
+}
+
+/// Adds column `out`: the month (`year * 12 + month - 1`) of day numbers (days since
+/// 1970-01-01) in column `day`, by integer arithmetic (H. Hinnant's civil-from-days), for days
+/// from year 1 on. Each step is a column of its own, so no step is computed twice.
+fn with_month_index(frame: LazyFrame, day: &str, out: &str) -> LazyFrame {
+    let n = |value: i64| lit(value);
+    let (z, era, doe, yoe, mp, jf) = (col("_z"), col("_era"), col("_doe"), col("_yoe"), col("_mp"), col("_jf"));
+    frame
+        .with_column((col(day) + n(719_468)).alias("_z"))
+        .with_column((z.clone() / n(146_097)).alias("_era"))
+        .with_column((z - era.clone() * n(146_097)).alias("_doe"))
+        .with_column(
+            ((doe.clone() - doe.clone() / n(1_460) + doe.clone() / n(36_524) - doe.clone() / n(146_096)) / n(365))
+                .alias("_yoe"),
+        )
+        .with_column(
+            ((n(5) * (doe - (n(365) * yoe.clone() + yoe.clone() / n(4) - yoe.clone() / n(100))) + n(2)) / n(153))
+                .alias("_mp"),
+        )
+        // March-based month (0 = March): January and February belong to the next year.
+        .with_column(mp.clone().gt_eq(n(10)).cast(DataType::Int64).alias("_jf"))
+        .with_column(((yoe + era * n(400) + jf.clone()) * n(12) + mp + n(2) - jf * n(12)).alias(out))
+        .drop(cols(["_z", "_era", "_doe", "_yoe", "_mp", "_jf"]))
+}
+
 /// Metric values are summed as whole millionths, so DECIMAL values add up exactly
 /// (0.70 + 0.10 is 0.8, not 0.7999999999999999) for values of up to six decimals.
 pub const METRIC_SCALE: f64 = 1_000_000.0;
@@ -384,6 +527,66 @@ fn one_column_frame(name: &str, column: Column) -> Result<LazyFrame> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
+
+    fn frame(user_ids: &[i64], keys: &[i64], key: &str) -> DataFrame {
+        DataFrame::new(user_ids.len(), vec![Column::new("user_id".into(), user_ids), Column::new(key.into(), keys)])
+            .expect("a frame")
+    }
+
+    fn sorted_rows(frame: DataFrame, columns: &[&str]) -> Vec<Vec<Option<i64>>> {
+        let frame = frame.sort(["user_id"], SortMultipleOptions::default()).expect("sorted");
+        (0..frame.height())
+            .map(|row| {
+                columns
+                    .iter()
+                    .map(|c| frame.column(c).and_then(|c| c.i64().cloned()).ok().and_then(|c| c.get(row)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn month_index_agrees_with_the_calendar_for_every_day_from_1900_to_2100() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        let days: Vec<i64> = (-25_567..47_482).collect();
+        let computed = DataFrame::new(days.len(), vec![Column::new("d".into(), days.as_slice())])
+            .and_then(|df| with_month_index(df.lazy(), "d", "m").collect())
+            .expect("computing months");
+        let months = computed.column("m").and_then(|c| c.i64().cloned()).expect("an Int64 column");
+        for (day, month) in days.iter().zip(months.iter()) {
+            let date = epoch + chrono::Duration::days(*day);
+            let expected = i64::from(date.year()) * 12 + i64::from(date.month0());
+            assert_eq!(month, Some(expected), "{date}");
+        }
+    }
+
+    #[test]
+    fn packed_runs_never_join_one_members_last_day_to_the_next_members_first() {
+        // Member 1: days 10, 11, 11 (a repeat), 12, then 14; member 2: 13, 14 (right after 1's).
+        let rows = frame(&[1, 1, 1, 1, 1, 2, 2], &[10, 11, 11, 12, 14, 13, 14], "day");
+        let packed = Packed::of(&rows, "day", 1).expect("small ranges pack");
+        let runs = packed.longest_runs(rows).collect().expect("runs");
+        assert_eq!(sorted_rows(runs, &["user_id", "value"]), vec![vec![Some(1), Some(3)], vec![Some(2), Some(2)]]);
+    }
+
+    #[test]
+    fn packed_best_periods_take_the_earliest_of_tied_periods() {
+        // Member 5: periods 3, 3, 7, 7, 9 (tie at 2: the earliest is 3); member 9: period 4 once.
+        let rows = frame(&[5, 5, 5, 5, 5, 9], &[7, 3, 7, 3, 9, 4], "period");
+        let packed = Packed::of(&rows, "period", 0).expect("small ranges pack");
+        let best = packed.best_periods(rows).expect("best periods");
+        assert_eq!(
+            sorted_rows(best, &["user_id", "best", "key"]),
+            vec![vec![Some(5), Some(2), Some(3)], vec![Some(9), Some(1), Some(4)]]
+        );
+    }
+
+    #[test]
+    fn ids_too_far_apart_to_pack_are_left_to_the_two_column_plan() {
+        let rows = frame(&[-(1 << 62), 1 << 62], &[0, 1], "day");
+        assert!(Packed::of(&rows, "day", 1).is_none());
+    }
 
     #[test]
     fn decimal_metric_values_add_up_exactly() {

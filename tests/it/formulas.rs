@@ -8,7 +8,8 @@
 //! local reading (June is EDT, UTC-4; January to early March is EST, UTC-5).
 
 use crate::support::{
-    Backend, TestHost, accolade_binary, at, badge, formula_badge, formula_badge_since, pairs, status, use_backend,
+    Backend, FORMULA_SCHEMA, TestHost, accolade_binary, at, badge, formula_badge, formula_badge_since, pairs, status,
+    use_backend,
 };
 use accolade::commands::check;
 use accolade::config::plan::Plan;
@@ -1119,4 +1120,30 @@ async fn a_run_holding_the_lock_of_one_mysql_database_does_not_block_a_run_on_an
     let report = report.unwrap_or_else(|e| panic!("the run on another database should not wait for this lock: {e:#}"));
     assert_eq!(status(&report, "listed"), "evaluated");
     assert_eq!(host.holders("listed").await, vec![1]);
+}
+
+/// Member ids too far apart to pack into one integer with the day take the two-column plan:
+/// both plans must agree (streaks and best weeks alike). SQLite, whose INTEGER is 64-bit in
+/// the canonical schema.
+#[tokio::test(flavor = "multi_thread")]
+async fn streaks_and_best_weeks_are_the_same_for_ids_at_the_ends_of_the_integer_range() {
+    let host = TestHost::on(Backend::Sqlite).await;
+    host.exec(FORMULA_SCHEMA).await;
+    let (low, high) = (-(1_i64 << 62), 1_i64 << 62);
+    host.add_members([low, 7, high], "2026-01-01 00:00:00").await;
+    for id in [low, high] {
+        host.add_events("sign_ins", id, &["2026-06-01 13:00:00", "2026-06-02 13:00:00", "2026-06-03 13:00:00"]).await;
+    }
+    host.add_events("sign_ins", 7, &["2026-06-01 13:00:00", "2026-06-03 13:00:00"]).await;
+    let connections = ["2026-06-01 13:00:00", "2026-06-02 13:00:00", "2026-06-09 13:00:00"];
+    host.add_events("connections", high, &connections).await;
+    host.add_events("connections", 7, &connections[..1]).await;
+    let badges = formula_badge("streak-3", "setting.user.max_consecutive_logins >= 3")
+        + &badge("weekly-2", r#"{ type = "social_connections", min = 2, period = "week" }"#);
+    let plan = plan_in(&host, "UTC", &badges);
+
+    host.run(&plan, at("2026-06-15T12:00:00Z")).await;
+
+    assert_eq!(host.holders("streak-3").await, vec![low, high]);
+    assert_eq!(host.holders("weekly-2").await, vec![high]);
 }
