@@ -383,8 +383,10 @@ fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>
     if raw.id.is_empty()
         || raw.id.len() > 100
         || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        // Ids name files and URLs of Open Badges exports: "." and ".." would step out of them.
+        || !raw.id.chars().any(|c| c.is_ascii_alphanumeric())
     {
-        problems.push("the id must be 1 to 100 letters, digits, '-', '_' and '.'".to_string());
+        problems.push("the id must be 1 to 100 letters, digits, '-', '_' and '.', with a letter or digit".to_string());
     }
     if raw.name.trim().is_empty() {
         problems.push("the name is empty".to_string());

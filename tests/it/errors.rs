@@ -128,6 +128,19 @@ async fn check_reports_duplicate_badge_ids() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn check_rejects_badge_ids_that_would_step_out_of_an_export_directory() {
+    let host = TestHost::canonical().await;
+    let badges =
+        badge("..", r#"{ type = "posts_sent", min = 1 }"#) + &badge("a/b", r#"{ type = "posts_sent", min = 1 }"#);
+
+    let problems = check(&host, &host.config(&badges, CANONICAL_SOURCES)).await;
+
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_reported(&problems, &["badge '..'", "with a letter or digit"]);
+    assert_reported(&problems, &["badge 'a/b'", "letters, digits"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn check_rejects_a_timezone_that_is_not_an_iana_name() {
     let host = TestHost::canonical().await;
     let config = host.config_in("Eastern Standard Time", &poster(), CANONICAL_SOURCES);
