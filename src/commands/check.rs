@@ -73,6 +73,7 @@ pub async fn report(path: &Path) -> Report {
                     Ok(found) => warnings.extend(found),
                     Err(error) => problems.push(format!("{error:#}")),
                 }
+                warnings.extend(missing_email(plan, &db).await);
             }
             db.close().await;
         }
@@ -112,6 +113,18 @@ async fn unknown_metrics(plan: &plan::Plan, db: &Db) -> Result<Vec<String>> {
             )
         })
         .collect())
+}
+
+/// With `[issuer]` set, Open Badges exports identify recipients by the users source's `email`.
+async fn missing_email(plan: &plan::Plan, db: &Db) -> Option<String> {
+    plan.issuer.as_ref()?;
+    let sql = plan.sources.get(&SourceKind::Users)?;
+    let names = sources::prepare_columns(db, SourceKind::Users, sql).await.ok()?;
+    (!names.iter().any(|n| n.eq_ignore_ascii_case("email"))).then(|| {
+        "[issuer] is set but source 'users' returns no 'email' column: Open Badges exports identify \
+         recipients by it (add e.g. `email` to the users query)"
+            .to_string()
+    })
 }
 
 async fn check_source(db: &Db, kind: SourceKind, sql: &str) -> Option<String> {

@@ -357,3 +357,18 @@ async fn a_revoked_award_stops_counting_and_is_never_awarded_again_until_restore
     assert!(restore.stdout.contains("members without the badge (nothing to restore): 9"), "{}", restore.describe());
     assert_eq!(recipients(host.stored_badges().await), Some(4));
 }
+
+#[tokio::test]
+async fn check_warns_when_an_issuer_is_set_but_the_users_source_has_no_email() {
+    let host = TestHost::new().await;
+    host.exec(SCHEMA).await;
+    let badges = badge("poster", r#"{ type = "posts_sent", min = 1 }"#);
+    let without_email = SOURCES.replace(", email FROM users", " FROM users");
+    for (sources, warned) in [(SOURCES.to_string(), false), (without_email, true)] {
+        let config = host.write_config("check.toml", &format!("{}\n{ISSUER}", host.config(&badges, &sources)));
+        let report = accolade::commands::check::report(&config).await;
+        assert!(report.problems.is_empty(), "{:#?}", report.problems);
+        let warns = report.warnings.iter().any(|w| w.contains("[issuer] is set but source 'users' returns no 'email'"));
+        assert_eq!(warns, warned, "{:#?}", report.warnings);
+    }
+}
