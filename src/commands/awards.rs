@@ -119,18 +119,15 @@ async fn export_open_badges(
         crate::store::migrate(&store).await?;
         let emails = sources::load_member_emails(&db, &plan.sources).await?;
         let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
-        let unsalted: Vec<(String, i64)> = store
-            .award_records(&ids)
-            .await?
-            .into_iter()
-            .filter(|a| a.salt.is_none())
-            .map(|a| (a.badge_id, a.user_id))
-            .collect();
-        let pairs: Vec<(&str, i64)> = unsalted.iter().map(|(b, u)| (b.as_str(), *u)).collect();
-        store.assign_salts(&pairs, Utc::now()).await?;
-        // Read back: a concurrent export may have salted some of them first.
         let awards = store.award_records(&ids).await?;
-        Ok::<_, anyhow::Error>((emails, awards))
+        let unsalted: Vec<(&str, i64)> =
+            awards.iter().filter(|a| a.salt.is_none()).map(|a| (a.badge_id.as_str(), a.user_id)).collect();
+        if unsalted.is_empty() {
+            return Ok::<_, anyhow::Error>((emails, awards));
+        }
+        store.assign_salts(&unsalted, Utc::now()).await?;
+        // Read back: a concurrent export may have salted some of them first.
+        Ok((emails, store.award_records(&ids).await?))
     }
     .await;
     super::disconnect(&db, &store).await;
