@@ -61,11 +61,16 @@ pub async fn report(path: &Path) -> Report {
     match Db::connect(&url).await {
         Ok(db) => {
             let mut sources_ok = true;
+            let mut user_columns = Vec::new();
             for (name, sql) in queries {
                 let Some(kind) = SourceKind::from_name(&name) else { continue };
-                if let Some(problem) = check_source(&db, kind, &sql).await {
-                    problems.push(problem);
-                    sources_ok = false;
+                match check_source(&db, kind, &sql).await {
+                    Ok(names) if kind == SourceKind::Users => user_columns = names,
+                    Ok(_) => {}
+                    Err(problem) => {
+                        problems.push(problem);
+                        sources_ok = false;
+                    }
                 }
             }
             if let (Some(plan), true) = (&plan, sources_ok) {
@@ -73,7 +78,7 @@ pub async fn report(path: &Path) -> Report {
                     Ok(found) => warnings.extend(found),
                     Err(error) => problems.push(format!("{error:#}")),
                 }
-                warnings.extend(missing_email(plan, &db).await);
+                warnings.extend(missing_email(plan, &user_columns));
             }
             db.close().await;
         }
@@ -115,35 +120,33 @@ async fn unknown_metrics(plan: &plan::Plan, db: &Db) -> Result<Vec<String>> {
         .collect())
 }
 
-/// With `[issuer]` set, Open Badges exports identify recipients by the users source's `email`.
-async fn missing_email(plan: &plan::Plan, db: &Db) -> Option<String> {
+/// With `[issuer]` set, Open Badges exports identify recipients by the users source's `email`
+/// (`user_columns`: what the users query returns).
+fn missing_email(plan: &plan::Plan, user_columns: &[String]) -> Option<String> {
     plan.issuer.as_ref()?;
-    let sql = plan.sources.get(&SourceKind::Users)?;
-    let names = sources::prepare_columns(db, SourceKind::Users, sql).await.ok()?;
-    (!names.iter().any(|n| n.eq_ignore_ascii_case("email"))).then(|| {
+    (!user_columns.iter().any(|n| n.eq_ignore_ascii_case("email"))).then(|| {
         "[issuer] is set but source 'users' returns no 'email' column: Open Badges exports identify \
          recipients by it (add e.g. `email` to the users query)"
             .to_string()
     })
 }
 
-async fn check_source(db: &Db, kind: SourceKind, sql: &str) -> Option<String> {
-    let names = match sources::prepare_columns(db, kind, sql).await {
-        Ok(names) => names,
-        Err(error) => return Some(format!("{error:#}")),
-    };
+/// The query's column names, or the problem with it.
+async fn check_source(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec<String>, String> {
+    let names = sources::prepare_columns(db, kind, sql).await.map_err(|error| format!("{error:#}"))?;
     let missing: Vec<&str> = kind
         .columns()
         .iter()
         .filter(|spec| spec.required && !names.iter().any(|n| spec.matches(n)))
         .map(|spec| spec.name)
         .collect();
-    (!missing.is_empty()).then(|| {
-        format!(
-            "source '{kind}' lacks column{} {} (the query returns: {})",
-            if missing.len() == 1 { "" } else { "s" },
-            missing.join(", "),
-            names.join(", ")
-        )
-    })
+    if missing.is_empty() {
+        return Ok(names);
+    }
+    Err(format!(
+        "source '{kind}' lacks column{} {} (the query returns: {})",
+        if missing.len() == 1 { "" } else { "s" },
+        missing.join(", "),
+        names.join(", ")
+    ))
 }

@@ -258,17 +258,11 @@ impl FeatureSet {
         .map_err(failed)?;
         let frame = match Packed::of(&rows, "period", 0) {
             Some(packed) => packed.best_periods(rows).map_err(failed)?,
-            None => rows
-                .lazy()
-                .group_by([col("user_id"), col("period")])
-                .agg([len().cast(DataType::Int64).alias("n")])
-                .group_by([col("user_id")])
-                .agg([
-                    col("n").max().alias("best"),
-                    col("period").filter(col("n").eq(col("n").max())).min().alias("key"),
-                ])
-                .collect()
-                .map_err(failed)?,
+            None => best_of_counts(
+                rows.lazy().group_by([col("user_id"), col("period")]).agg([len().cast(DataType::Int64).alias("n")]),
+            )
+            .collect()
+            .map_err(failed)?,
         };
         cache.insert((period, since), frame.clone());
         Ok(frame.lazy())
@@ -439,13 +433,7 @@ impl Packed {
                 (col("k") % lit(self.stride) + lit(self.key_min)).alias("period"),
                 col("n"),
             ]);
-            return unpacked
-                .group_by([col("user_id")])
-                .agg([
-                    col("n").max().alias("best"),
-                    col("period").filter(col("n").eq(col("n").max())).min().alias("key"),
-                ])
-                .collect();
+            return best_of_counts(unpacked).collect();
         };
         let member = col("k") / lit(self.stride);
         let rank = member.clone() * lit(span) + (lit(most) - col("n")) * lit(self.stride) + col("k") % lit(self.stride);
@@ -462,6 +450,14 @@ impl Packed {
             ])
             .collect()
     }
+}
+
+/// From counts `(user_id, period, n)`: each member's largest `n` and the earliest period with
+/// it, `(user_id, best, key)`, by a two-column group-by (the plan for unpackable ids).
+fn best_of_counts(counts: LazyFrame) -> LazyFrame {
+    counts
+        .group_by([col("user_id")])
+        .agg([col("n").max().alias("best"), col("period").filter(col("n").eq(col("n").max())).min().alias("key")])
 }
 
 /// Adds column `out`: the month (`year * 12 + month - 1`) of day numbers (days since

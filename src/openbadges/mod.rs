@@ -164,8 +164,16 @@ impl Site {
         })
     }
 
-    /// The 2.0 Assertion or 3.0 credential of one award.
-    pub fn award_document(&self, version: Version, badge: &Badge, award: &AwardRecord, email: &str) -> Result<Value> {
+    /// The 2.0 Assertion or 3.0 credential of one award; `badge_document` is the badge's
+    /// [`Site::badge_document`] (built once per badge, not once per award).
+    pub fn award_document(
+        &self,
+        version: Version,
+        badge: &Badge,
+        badge_document: &Value,
+        award: &AwardRecord,
+        email: &str,
+    ) -> Result<Value> {
         let salt = award.salt.as_deref().ok_or_else(|| {
             anyhow!("award of badge '{}' to member {} has no recipient salt", award.badge_id, award.user_id)
         })?;
@@ -178,12 +186,12 @@ impl Site {
                 "type": "Assertion",
                 "id": id.as_str(),
                 "recipient": {"type": "email", "hashed": true, "salt": salt, "identity": identity},
-                "badge": self.badge_url(version, &badge.id)?.as_str(),
+                "badge": badge_document["id"],
                 "verification": {"type": "hosted"},
                 "issuedOn": issued,
             }),
             Version::V3 => {
-                let mut achievement = self.badge_document(version, badge)?;
+                let mut achievement = badge_document.clone();
                 achievement.as_object_mut().map(|a| a.remove("@context"));
                 json!({
                     "@context": V3_CONTEXT,
@@ -292,14 +300,16 @@ pub fn write_export(
         let keys = site.url("jwks.json")?;
         write(&keys, None, &json(&json!({"keys": [signer.public_jwk()]}))?)?;
     }
-    let by_id: HashMap<&str, &Badge> = badges.iter().map(|b| (b.id.as_str(), *b)).collect();
+    let mut by_id: HashMap<&str, (&Badge, Value)> = HashMap::new();
     for badge in badges {
-        write(&site.badge_url(version, &badge.id)?, None, &json(&site.badge_document(version, badge)?)?)?;
+        let document = site.badge_document(version, badge)?;
+        write(&site.badge_url(version, &badge.id)?, None, &json(&document)?)?;
+        by_id.insert(badge.id.as_str(), (*badge, document));
         summary.badges += 1;
     }
     let mut revoked = Vec::new();
     for award in awards {
-        let Some(badge) = by_id.get(award.badge_id.as_str()) else { continue };
+        let Some((badge, badge_document)) = by_id.get(award.badge_id.as_str()) else { continue };
         let email = match emails.get(&award.user_id) {
             Some(Some(email)) if !email.trim().is_empty() => email,
             Some(_) => {
@@ -311,7 +321,7 @@ pub fn write_export(
                 continue;
             }
         };
-        let document = site.award_document(version, badge, award, email)?;
+        let document = site.award_document(version, badge, badge_document, award, email)?;
         let url = site.award_url(version, &badge.id, award.user_id)?;
         write(&url, None, &json(&document)?)?;
         if let (Version::V3, Some(signer)) = (version, signer) {

@@ -52,7 +52,7 @@ pub fn render(data: &ReportData) -> String {
         data.badges.len(),
     );
     // One time axis for every chart, so badges compare at a glance.
-    let days = data.daily.iter().filter_map(|d| NaiveDate::parse_from_str(&d.day, "%Y-%m-%d").ok());
+    let days = by_badge.values().flatten().map(|(day, _)| *day);
     let range = days.clone().min().zip(days.max());
     for badge in &data.badges {
         let days = by_badge.remove(badge.id.as_str()).unwrap_or_default();

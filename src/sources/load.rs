@@ -1,7 +1,7 @@
 //! Running `[sources]` queries and streaming their rows into Polars columns.
 
 use super::decode::{CellRow, ColumnBuilder};
-use super::{ColumnSpec, ColumnType, Shard, Snapshot, SourceKind, SourceQueries};
+use super::{ColumnSpec, Shard, Snapshot, SourceKind, SourceQueries};
 use crate::db::Db;
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::TryStreamExt;
@@ -45,12 +45,8 @@ pub async fn prepare_columns(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec
 /// The members' email addresses, from the `users` query's `email` column: only Open Badges
 /// exports read them (a run never loads them, however the users query is written).
 pub async fn load_member_emails(db: &Db, queries: &SourceQueries) -> Result<DataFrame> {
-    const EMAILS: &[ColumnSpec] = &[
-        ColumnSpec { name: "user_id", ty: ColumnType::Id, required: true, nullable: false, alias: None },
-        ColumnSpec { name: "email", ty: ColumnType::Text, required: true, nullable: true, alias: None },
-    ];
     let sql = queries.get(&SourceKind::Users).ok_or_else(|| anyhow!("[sources] has no 'users' query"))?;
-    load_source(db, SourceKind::Users, EMAILS, sql)
+    load_source(db, SourceKind::Users, super::USER_EMAILS, sql)
         .await
         .context("Open Badges exports identify recipients by the `email` column of the users source")
 }

@@ -88,6 +88,8 @@ const USERS: &[ColumnSpec] = &[
     nullable("blocked", ColumnType::Bool),
     opt("avatar_changed", ColumnType::Bool),
 ];
+/// The users source's columns that only Open Badges exports read (see [`load_member_emails`]).
+const USER_EMAILS: &[ColumnSpec] = &[req("user_id", ColumnType::Id), nullable("email", ColumnType::Text)];
 const POSTS: &[ColumnSpec] = &[
     req("user_id", ColumnType::Id),
     req("created_at", ColumnType::Timestamp),

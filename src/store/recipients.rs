@@ -88,31 +88,25 @@ impl Store {
     /// Gives each listed award a fresh random salt unless it has one (a concurrent export may
     /// have assigned it first: its salt is kept, so read the salts back after this).
     pub async fn assign_salts(&self, awards: &[(&str, i64)], now: DateTime<Utc>) -> Result<()> {
+        // The same conflict-skipping insert as awards use (salts are 32 hex digits: no value
+        // can be too long, so MySQL's INSERT IGNORE hides nothing).
+        let head = self.insert_head("accolade_award_salts (badge_id, user_id, salt, created_at)");
+        let suffix = self.conflict_suffix();
         for transaction_rows in awards.chunks(super::AWARDS_PER_TRANSACTION) {
             with_pool!(self.db(), pool => {
                 let mut tx = pool.begin().await.context("starting a salts transaction")?;
                 for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
-                    let mut query = QueryBuilder::new(
-                        "INSERT INTO accolade_award_salts (badge_id, user_id, salt, created_at) ",
-                    );
+                    let mut query = QueryBuilder::new(head.as_str());
                     query.push_values(batch, |mut row, (badge, user)| {
                         row.push_bind(*badge).push_bind(*user).push_bind(new_salt()).push_bind(now);
                     });
-                    query.push(self.salt_insert_tail());
+                    query.push(suffix);
                     query.build().execute(&mut *tx).await.context("storing recipient salts")?;
                 }
                 tx.commit().await.context("committing recipient salts")?;
             });
         }
         Ok(())
-    }
-
-    fn salt_insert_tail(&self) -> &'static str {
-        match self.db().dialect() {
-            // Not INSERT IGNORE: that would also hide a too-long value.
-            Dialect::MySql => " ON DUPLICATE KEY UPDATE salt = salt",
-            Dialect::Sqlite | Dialect::Postgres => " ON CONFLICT DO NOTHING",
-        }
     }
 
     /// Revokes (or, with `reason` None, restores) `badge_id` for the members among `user_ids`
