@@ -70,7 +70,12 @@ impl Db {
                     .max_connections(MAX_CONNECTIONS)
                     .connect_with(options)
                     .await
-                    .with_context(|| format!("cannot open SQLite database '{}'", redact(url)))?;
+                    .with_context(|| match sqlite_file(url) {
+                        Some(file) => {
+                            format!("cannot open SQLite database file {} ('{}')", file.display(), redact(url))
+                        }
+                        None => format!("cannot open SQLite database '{}'", redact(url)),
+                    })?;
                 Ok(Db::Sqlite(pool))
             }
             "postgres" | "postgresql" => {
@@ -113,6 +118,16 @@ impl Db {
             Db::MySql(_) => Dialect::MySql,
         }
     }
+}
+
+/// The absolute path of the file a `sqlite:` URL names (none for in-memory databases).
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or_default();
+    if file.is_empty() || file.starts_with(':') {
+        return None;
+    }
+    std::path::absolute(file).ok()
 }
 
 /// The URL with any password replaced, for messages and logs.

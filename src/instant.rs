@@ -72,11 +72,22 @@ pub fn format_utc(instant: DateTime<Utc>) -> String {
 }
 
 /// Parses a timestamp as a host database returns it in text, UTC unless it carries an offset.
-/// Accepts a date alone (midnight) too. Returns microseconds since the epoch.
-pub fn parse_source_timestamp(text: &str) -> Option<i64> {
-    let stamp = parse_iso(text.trim(), true).ok()?;
+/// A date alone (`2026-10-01`) is a calendar date, with no zone: local midnight in `tz`.
+/// Returns microseconds since the epoch.
+pub fn parse_source_timestamp(text: &str, tz: &Tz) -> Option<i64> {
+    let text = text.trim();
+    let stamp = parse_iso(text, true).ok()?;
+    if !text.contains([':', 'T', 't']) {
+        return Some(local_midnight(stamp.wall.date(), tz));
+    }
     let offset = i64::from(stamp.offset_seconds.unwrap_or(0));
     Some(stamp.wall.and_utc().timestamp_micros() - offset * MICROS_PER_SECOND)
+}
+
+/// Microseconds since the epoch of a calendar date's first instant in `tz` (its midnight, or
+/// the end of a gap that skips midnight).
+pub fn local_midnight(date: NaiveDate, tz: &Tz) -> i64 {
+    local_to_utc(date.and_time(NaiveTime::MIN), tz).timestamp_micros()
 }
 
 /// Parses an ISO 8601 date literal of a config or formula, reading it in `tz` when it has no
@@ -85,12 +96,22 @@ pub fn parse_date_literal(text: &str, tz: &Tz) -> Result<DateTime<Utc>, String> 
     parse_iso(text.trim(), false).map(|stamp| stamp.resolve(tz))
 }
 
-/// Parses the `--as-of` option: RFC 3339, or any date literal (read in `tz`).
+/// Parses the `--as-of` option: RFC 3339, integer epoch seconds (more than four digits, so
+/// that `2026` stays a year), or any date literal (read in `tz`).
 pub fn parse_as_of(text: &str, tz: &Tz) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text.trim()) {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
-    parse_date_literal(text, tz)
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.len() > 4 && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse::<i64>()
+            .ok()
+            .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+            .ok_or_else(|| format!("'{text}' is out of range for epoch seconds"));
+    }
+    parse_date_literal(text, tz).map_err(|e| format!("{e}; or give epoch seconds such as 1767225600"))
 }
 
 /// The ISO 8601 grammar shared by source text and literals. `lenient` (source text) also
@@ -372,23 +393,26 @@ mod tests {
 
     #[test]
     fn source_text_without_offset_is_utc() {
-        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00"), Some(micros("2026-06-15T12:00:00Z")));
-        assert_eq!(parse_source_timestamp("2026-06-15T12:00:00"), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00", &Tz::UTC), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15T12:00:00", &Tz::UTC), Some(micros("2026-06-15T12:00:00Z")));
     }
 
     #[test]
     fn source_text_keeps_fraction_and_offset() {
-        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00.250+02:00"), Some(micros("2026-06-15T10:00:00.25Z")));
-        assert_eq!(parse_source_timestamp("2026-06-15T12:00:00Z"), Some(micros("2026-06-15T12:00:00Z")));
-        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00+0530"), Some(micros("2026-06-15T06:30:00Z")));
-        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00 UTC"), Some(micros("2026-06-15T12:00:00Z")));
-        assert_eq!(parse_source_timestamp("2026-06-15"), Some(micros("2026-06-15T00:00:00Z")));
+        assert_eq!(
+            parse_source_timestamp("2026-06-15 12:00:00.250+02:00", &Tz::UTC),
+            Some(micros("2026-06-15T10:00:00.25Z"))
+        );
+        assert_eq!(parse_source_timestamp("2026-06-15T12:00:00Z", &Tz::UTC), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00+0530", &Tz::UTC), Some(micros("2026-06-15T06:30:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15 12:00:00 UTC", &Tz::UTC), Some(micros("2026-06-15T12:00:00Z")));
+        assert_eq!(parse_source_timestamp("2026-06-15", &Tz::UTC), Some(micros("2026-06-15T00:00:00Z")));
     }
 
     #[test]
     fn source_text_that_is_not_a_timestamp_is_rejected() {
         for bad in ["yesterday", "2026-13-01", "2026-06-15 25:00", "15/06/2026", ""] {
-            assert_eq!(parse_source_timestamp(bad), None, "{bad}");
+            assert_eq!(parse_source_timestamp(bad, &Tz::UTC), None, "{bad}");
         }
     }
 

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod cron;
 pub mod db;
+pub mod errors;
 pub mod evaluate;
 pub mod formula;
 pub mod instant;

@@ -19,13 +19,31 @@ static PROGRESS: OnceLock<bool> = OnceLock::new();
 
 /// Installs the global subscriber once; later calls (in tests) are no-ops.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("ACCOLADE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=error"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Text => builder.with_target(false).with_ansi(colour()).try_init(),
     };
     let _ = PROGRESS.set(format == LogFormat::Text && std::io::stderr().is_terminal());
+}
+
+/// `ACCOLADE_LOG` (default `info`), with the scheduler library's per-job chatter ("Job
+/// creator created" at every pass) and sqlx's statement logs kept out unless named.
+fn filter() -> EnvFilter {
+    let mut text = std::env::var("ACCOLADE_LOG").ok().filter(|t| !t.trim().is_empty()).unwrap_or_else(|| "info".into());
+    for quiet in ["sqlx=error", "tokio_cron_scheduler=warn"] {
+        let target = quiet.split('=').next().unwrap_or_default();
+        if !text.contains(target) {
+            text.push(',');
+            text.push_str(quiet);
+        }
+    }
+    EnvFilter::try_new(&text).unwrap_or_else(|_| EnvFilter::new("info,sqlx=error,tokio_cron_scheduler=warn"))
+}
+
+/// Colour codes only on a terminal, and never with `NO_COLOR` set (https://no-color.org).
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// A spinner for one phase of a run, cleared when dropped; nothing unless progress is shown.

@@ -1,23 +1,35 @@
 //! `accolade check`: validate the config, every rule and every source query at once.
 //!
 //! Compiles the config (collecting every problem), then prepares each source query against
-//! the database and checks that it returns the columns its source requires. Prints every
-//! problem, each naming its badge or source; exits 1 if there were any.
+//! the database and checks that it returns the columns its source requires; reads the
+//! `metrics` source's names (unknown and shadowed metrics) and, when the awards database is
+//! reachable, the published badges `run` would refuse. `--data` also reads every source whole.
+//! Prints every problem, each naming its badge or source; exits 1 if there were any.
 
 use super::Outcome;
 use crate::config::{self, plan};
 use crate::db::Db;
+use crate::formula::Clause;
+use crate::rules::Rule;
 use crate::sources::{self, SourceKind};
-use anyhow::Result;
-use std::collections::{BTreeSet, HashSet};
+use crate::store::{self, Store};
+use anyhow::{Context, Result};
+use polars::prelude::DataFrame;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct Opts {}
+pub struct Opts {
+    /// Also read every source: report every unreadable value (the first few per column),
+    /// members the users source repeats, and trainings, kinds, roles and setting keys that
+    /// badges name but no row has.
+    #[arg(long)]
+    pub data: bool,
+}
 
-pub async fn run(config_path: Option<&Path>, _opts: Opts) -> Result<Outcome> {
+pub async fn run(config_path: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let path = config::locate(config_path);
-    let Report { problems, warnings } = report(&path).await;
+    let Report { problems, warnings } = report_with(&path, opts.data).await;
     for warning in &warnings {
         println!("warning: {warning}");
     }
@@ -45,11 +57,17 @@ pub async fn problems(path: &Path) -> Vec<String> {
     report(path).await.problems
 }
 
-/// Every problem and warning for the config file at `path`.
+/// Every problem and warning for the config file at `path`, without reading the sources' rows.
 pub async fn report(path: &Path) -> Report {
+    report_with(path, false).await
+}
+
+/// Every problem and warning for the config file at `path`; with `data`, from every source's
+/// rows too.
+pub async fn report_with(path: &Path, data: bool) -> Report {
     let raw = match config::load(path) {
         Ok(raw) => raw,
-        Err(error) => return Report { problems: vec![format!("{error:#}")], warnings: Vec::new() },
+        Err(error) => return Report { problems: vec![crate::errors::text(&error)], warnings: Vec::new() },
     };
     let url = raw.database.url.clone();
     let queries: Vec<(String, String)> = raw.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -58,13 +76,16 @@ pub async fn report(path: &Path) -> Report {
         Err(errors) => (errors.0, None),
     };
     let mut warnings = Vec::new();
+    if let Some(plan) = &plan {
+        warnings.extend(everyone_qualifies(plan));
+    }
     match Db::connect(&url).await {
         Ok(db) => {
             let mut sources_ok = true;
             let mut user_columns = Vec::new();
-            for (name, sql) in queries {
-                let Some(kind) = SourceKind::from_name(&name) else { continue };
-                match check_source(&db, kind, &sql).await {
+            for (name, sql) in &queries {
+                let Some(kind) = SourceKind::from_name(name) else { continue };
+                match check_source(&db, kind, sql).await {
                     Ok(names) if kind == SourceKind::Users => user_columns = names,
                     Ok(_) => {}
                     Err(problem) => {
@@ -74,21 +95,166 @@ pub async fn report(path: &Path) -> Report {
                 }
             }
             if let (Some(plan), true) = (&plan, sources_ok) {
-                match unknown_metrics(plan, &db).await {
-                    Ok(found) => warnings.extend(found),
-                    Err(error) => problems.push(format!("{error:#}")),
+                match metric_names(plan, &db).await {
+                    Ok(found) => {
+                        problems.extend(found.problems);
+                        warnings.extend(found.warnings);
+                    }
+                    Err(error) => problems.push(crate::errors::text(&error)),
                 }
                 warnings.extend(missing_email(plan, &user_columns));
+                if data {
+                    let found = survey(plan, &db).await;
+                    problems.extend(found.problems);
+                    warnings.extend(found.warnings);
+                }
+            }
+            if let Some(plan) = &plan {
+                match refusals(plan, &db).await {
+                    Ok(found) => problems.extend(found),
+                    Err(error) => warnings.push(format!(
+                        "could not read the awards database to check published rules: {}",
+                        crate::errors::text(&error)
+                    )),
+                }
             }
             db.close().await;
         }
-        Err(error) => problems.push(format!("[database] {error:#}")),
+        Err(error) => problems.push(format!("[database] {}", crate::errors::text(&error))),
     }
     Report { problems, warnings }
 }
 
-/// Formula metrics the `metrics` source has no row for (they evaluate as 0 until it does).
-async fn unknown_metrics(plan: &plan::Plan, db: &Db) -> Result<Vec<String>> {
+/// Rules with `min = 0`: every member qualifies (the first run awards it to everyone).
+fn everyone_qualifies(plan: &plan::Plan) -> Vec<String> {
+    plan.badges
+        .iter()
+        .filter(|b| {
+            matches!(
+                &b.criterion,
+                plan::Criterion::Rule(Rule::SocialConnections { min: 0, .. } | Rule::PostsSent { min: 0 })
+            )
+        })
+        .map(|b| format!("badge '{}': min = 0, so every member qualifies; set min to 1 or more", b.id))
+        .collect()
+}
+
+/// The badges `run` would refuse: published, with a rule that no longer matches the stored one.
+async fn refusals(plan: &plan::Plan, host: &Db) -> Result<Vec<String>> {
+    let awards = match &plan.awards_url {
+        Some(url) => Some(Db::connect(url).await.context("[database] awards_url")?),
+        None => None,
+    };
+    let store = Store::new(awards.clone().unwrap_or_else(|| host.clone()));
+    let stored = store.badges().await;
+    if let Some(awards) = awards {
+        awards.close().await;
+    }
+    let stored: BTreeMap<String, _> = stored?.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
+    Ok(plan
+        .badges
+        .iter()
+        .filter_map(|badge| stored.get(&badge.id).and_then(|s| store::rule_change_refusal(badge, s)))
+        .map(|refusal| format!("`run` will refuse it: {refusal}"))
+        .collect())
+}
+
+/// `check --data`: every source read whole, every unreadable value and repeated member
+/// reported, and every name a badge looks for that no row has.
+async fn survey(plan: &plan::Plan, db: &Db) -> Report {
+    let mut found = Report::default();
+    let mut frames = BTreeMap::new();
+    for (&kind, sql) in &plan.sources {
+        match sources::survey_source(db, kind, sql, plan.timezone).await {
+            Ok(survey) => {
+                for (column, bad) in &survey.unreadable {
+                    let shown = if bad.count > bad.examples.len() {
+                        format!("{} unreadable values, the first {}", bad.count, bad.examples.len())
+                    } else if bad.count == 1 {
+                        "1 unreadable value".to_string()
+                    } else {
+                        format!("{} unreadable values", bad.count)
+                    };
+                    found
+                        .problems
+                        .push(format!("source '{kind}', column '{column}': {shown}: {}", bad.examples.join("; ")));
+                }
+                if let Err(error) = sources::check_members(kind, &survey.frame) {
+                    found.problems.push(crate::errors::text(&error));
+                }
+                frames.insert(kind, survey.frame);
+            }
+            Err(error) => found.problems.push(crate::errors::text(&error)),
+        }
+    }
+    for reference in references(plan) {
+        let Some(frame) = frames.get(&reference.source) else { continue };
+        if !column_values(frame, reference.column).contains(reference.value.as_str()) {
+            found.warnings.push(format!(
+                "badge '{}': {} '{}' has no row in source '{}' (column '{}'): no member can earn it until one does",
+                reference.badge, reference.what, reference.value, reference.source, reference.column
+            ));
+        }
+    }
+    found
+}
+
+/// A name a badge looks for in a source's rows: a training, a post kind, a role, a setting key.
+struct Reference {
+    badge: String,
+    what: &'static str,
+    value: String,
+    source: SourceKind,
+    column: &'static str,
+}
+
+fn references(plan: &plan::Plan) -> Vec<Reference> {
+    let mut out = Vec::new();
+    for badge in &plan.badges {
+        let mut add = |what, value: String, source, column| {
+            out.push(Reference { badge: badge.id.clone(), what, value, source, column });
+        };
+        match &badge.criterion {
+            plan::Criterion::Rule(
+                Rule::TrainingCompleted { training }
+                | Rule::TrainingPassed { training }
+                | Rule::TrainingEnrolled { training },
+            ) => add("training", training.as_text(), SourceKind::Trainings, "training_id"),
+            plan::Criterion::Formula { tree, .. } => {
+                for clause in tree.clauses() {
+                    match clause {
+                        Clause::Metric { name, .. } => {
+                            if let Some(("posts" | "distinct_threads", kind)) = name.value.split_once('.') {
+                                add("kind", kind.to_string(), SourceKind::Posts, "kind");
+                            }
+                        }
+                        Clause::RolesIn { roles } => {
+                            for role in roles {
+                                add("role", role.clone(), SourceKind::Roles, "role");
+                            }
+                        }
+                        Clause::Setting { key, .. } => {
+                            add("setting key", key.value.clone(), SourceKind::Settings, "key")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The distinct non-null texts of a column (empty if the frame lacks it).
+fn column_values<'a>(frame: &'a DataFrame, column: &str) -> HashSet<&'a str> {
+    frame.column(column).ok().and_then(|c| c.str().ok()).map(|s| s.iter().flatten().collect()).unwrap_or_default()
+}
+
+/// What the `metrics` source's names say: formula metrics no row has (a warning: they are 0
+/// until one does) and rows named like a built-in metric (a problem: the built-in wins, so the
+/// rows are never read).
+async fn metric_names(plan: &plan::Plan, db: &Db) -> Result<Report> {
     let used: Vec<(&str, String)> = plan
         .badges
         .iter()
@@ -98,26 +264,34 @@ async fn unknown_metrics(plan: &plan::Plan, db: &Db) -> Result<Vec<String>> {
         })
         .flat_map(|(id, tree)| crate::formula::compile::host_metrics(tree).into_iter().map(move |m| (id, m)))
         .collect();
-    if used.is_empty() || !plan.sources.contains_key(&SourceKind::Metrics) {
-        return Ok(Vec::new());
+    if !plan.sources.contains_key(&SourceKind::Metrics) {
+        return Ok(Report::default());
     }
     let wanted = BTreeSet::from([SourceKind::Metrics]);
-    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted).await?;
-    let known: HashSet<String> = snapshot
+    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await?.complete()?;
+    let known: BTreeSet<String> = snapshot
         .frame(SourceKind::Metrics)
-        .and_then(|df| df.column("name").ok())
-        .and_then(|c| c.str().ok().map(|s| s.iter().flatten().map(str::to_string).collect()))
+        .map(|df| column_values(df, "name").into_iter().map(str::to_string).collect())
         .unwrap_or_default();
-    Ok(used
-        .into_iter()
-        .filter(|(_, metric)| !known.contains(metric))
-        .map(|(id, metric)| {
-            format!(
-                "badge '{id}': the metrics source has no metric named '{metric}' \
-                 (metric.{metric} is 0 for everyone until it does)"
-            )
-        })
-        .collect())
+    let mut report = Report::default();
+    for name in &known {
+        let head = name.split_once('.').map_or(name.as_str(), |(head, _)| head);
+        if crate::formula::compile::BUILTIN_METRICS.contains(&head) {
+            report.problems.push(format!(
+                "source 'metrics' has rows named '{name}', the name of a built-in metric: metric.{name} counts \
+                 the {} source, so these rows are never read; rename them in the query (e.g. 'host_{}')",
+                crate::formula::compile::builtin_source(head),
+                name.replace('.', "_")
+            ));
+        }
+    }
+    report.warnings.extend(used.into_iter().filter(|(_, metric)| !known.contains(metric)).map(|(id, metric)| {
+        format!(
+            "badge '{id}': the metrics source has no metric named '{metric}' \
+             (metric.{metric} is 0 for everyone until it does)"
+        )
+    }));
+    Ok(report)
 }
 
 /// With `[issuer]` set, Open Badges exports identify recipients by the users source's `email`
@@ -133,7 +307,7 @@ fn missing_email(plan: &plan::Plan, user_columns: &[String]) -> Option<String> {
 
 /// The query's column names, or the problem with it.
 async fn check_source(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec<String>, String> {
-    let names = sources::prepare_columns(db, kind, sql).await.map_err(|error| format!("{error:#}"))?;
+    let names = sources::prepare_columns(db, kind, sql).await.map_err(|error| crate::errors::text(&error))?;
     let missing: Vec<&str> = kind
         .columns()
         .iter()

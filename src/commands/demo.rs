@@ -27,11 +27,14 @@ pub async fn run(opts: Opts) -> Result<Outcome> {
     let db_path = opts.dir.join(DEMO_DB);
     let config_path = opts.dir.join(DEMO_CONFIG_FILE);
     build_database(&db_path, opts.users).await?;
-    let text = demo_config(&db_path);
+    // The config names its database relative to itself, so it works from any directory.
+    let text = demo_config(Path::new(DEMO_DB));
     std::fs::write(&config_path, &text).with_context(|| format!("cannot write {}", config_path.display()))?;
     println!("wrote {} ({} members) and {}", db_path.display(), opts.users, config_path.display());
 
-    let plan = plan::compile(config::parse(&text)?).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+    let mut raw = config::parse(&text)?;
+    raw.database.url = config::resolve_sqlite_url(&raw.database.url, &opts.dir);
+    let plan = plan::compile(raw).map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
     let (db, store) = connect(&plan).await?;
     let report = run::execute(&plan, &db, &store, None, false, &[]).await;
     let stored = store.badges().await;
@@ -39,8 +42,21 @@ pub async fn run(opts: Opts) -> Result<Outcome> {
     run::print_report(&report?);
     println!();
     badges::print_dashboard(&plan, stored?);
-    println!("\nnext: accolade --config {} awards export | head", config_path.display());
+    let accolade = invoked_as();
+    let config = config_path.display();
+    println!("\nnext: {accolade} --config {config} explain --user 1");
+    println!("      {accolade} --config {config} awards export | head");
+    println!("      {accolade} --config {config} report --out report.html");
     Ok(Outcome::Success)
+}
+
+/// The command that runs this binary as the user ran it: `cargo run --` under cargo, else the
+/// program path as typed (`accolade` on the PATH, `./target/release/accolade`, ...).
+fn invoked_as() -> String {
+    if std::env::var_os("CARGO").is_some() && std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        return "cargo run --".to_string();
+    }
+    std::env::args().next().filter(|a| !a.is_empty()).unwrap_or_else(|| "accolade".to_string())
 }
 
 /// The demo config pointing at `db_path`.

@@ -62,7 +62,7 @@ pub async fn explain(
     let evaluable: Vec<&Badge> = badges.iter().copied().filter(|b| !matches!(b.criterion, Criterion::Manual)).collect();
     let mut wanted: BTreeSet<SourceKind> = evaluable.iter().flat_map(|b| b.sources()).collect();
     wanted.insert(SourceKind::Users);
-    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted).await?;
+    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await?;
     // A badge whose formula needs a column the source lacks is explained by that alone.
     let (ready, unavailable) = crate::evaluate::split_ready(&evaluable, &snapshot);
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();

@@ -32,8 +32,9 @@ pub struct Opts {
 pub async fn run(opts: Opts) -> Result<Outcome> {
     let started = std::time::Instant::now();
     generate(&opts.url, opts.users).await?;
-    std::fs::write(&opts.out, demo_config(&opts.url))
-        .with_context(|| format!("cannot write {}", opts.out.display()))?;
+    // The config's relative SQLite path would be read beside the config: write it absolute.
+    let url = crate::config::resolve_sqlite_url(&opts.url, Path::new("."));
+    std::fs::write(&opts.out, demo_config(&url)).with_context(|| format!("cannot write {}", opts.out.display()))?;
     println!(
         "generated {} members in {} in {:.1}s; config: {}",
         opts.users,

@@ -97,7 +97,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Failed) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::errors::text(&error));
             ExitCode::from(2)
         }
     }

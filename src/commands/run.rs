@@ -23,7 +23,8 @@ use std::sync::atomic::AtomicBool;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Opts {
-    /// Evaluate as of this instant (RFC 3339, or a date in the evaluation timezone); default now.
+    /// Evaluate as of this instant (RFC 3339, epoch seconds, or a date in the evaluation
+    /// timezone); default now. Only a dry run may be later than now.
     #[arg(long, value_name = "INSTANT")]
     pub as_of: Option<String>,
     /// Compute and report, but write nothing.
@@ -123,7 +124,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         // Started (config, database and lock were fine) but could not finish: the run is
         // recorded as failed; nothing committed is lost, and the next run completes the work.
         Err(error) if error.downcast_ref::<NotStarted>().is_none() => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", crate::errors::text(&error));
             Ok(Outcome::Failed)
         }
         Err(error) => Err(error),
@@ -145,12 +146,12 @@ pub fn publish_metrics(
     if let Some(path) = file
         && let Err(error) = crate::metrics::write_file(path, &text)
     {
-        tracing::warn!("{error:#}");
+        tracing::warn!("{}", crate::errors::text(&error));
     }
     if let Some(url) = gateway
         && let Err(error) = crate::metrics::push(url, &text)
     {
-        tracing::warn!("{error:#}");
+        tracing::warn!("{}", crate::errors::text(&error));
     }
 }
 
@@ -172,6 +173,24 @@ pub async fn execute(
     execute_with(plan, db, store, &options).await
 }
 
+/// How far ahead of this machine's clock a real run's `as_of` may be (clock skew).
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(1);
+
+/// Refuses a real run as of an instant still to come: its awards would be permanent and
+/// dated in the future, for members who may never qualify (a dry run may look ahead).
+pub fn refuse_future(as_of: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    if as_of > now + CLOCK_SKEW {
+        return Err(NotStarted(format!(
+            "--as-of {} is later than now ({}): a run would store permanent awards dated in the future, \
+             for members who may not qualify by then; use --dry-run, `explain` or `badges preview` to look ahead",
+            instant::format_utc(as_of),
+            instant::format_utc(now.trunc_subsecs(0)),
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// One evaluation pass. Needs a multi-threaded Tokio runtime: evaluation runs on a blocking
 /// thread so that it never stalls the runtime.
 pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOptions) -> Result<RunReport> {
@@ -180,19 +199,24 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
             return Err(NotStarted(format!("--badge {id}: no badge with that id in the config")).into());
         }
     }
+    if let Some(as_of) = options.as_of
+        && !options.dry_run
+    {
+        refuse_future(as_of, Utc::now())?;
+    }
     // A dry run writes nothing, so it neither waits for nor blocks a real run.
     let _lock = match options.dry_run {
         false => Some(
             store::acquire_lock(store, options.shard, plan.when_locked == WhenLocked::Wait)
                 .await
-                .map_err(|e| NotStarted(format!("{e:#}")))?,
+                .map_err(|e| NotStarted(crate::errors::text(&e)))?,
         ),
         true => None,
     };
     let started = Utc::now().trunc_subsecs(0);
     let as_of = options.as_of.unwrap_or(started);
     if !options.dry_run {
-        store::migrate(store).await.map_err(|e| NotStarted(format!("{e:#}")))?;
+        store::migrate(store).await.map_err(|e| NotStarted(crate::errors::text(&e)))?;
     }
     let mut reports = record_badges(plan, store, started, options.dry_run).await?;
     let shard_key = options.shard.map_or_else(|| "0/1".to_string(), |s| s.to_string());
@@ -271,10 +295,10 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
         }
         Err(error) => {
             if let Some(run_id) = run_id {
-                let message = format!("{error:#}");
+                let message = crate::errors::text(&error);
                 // The run's own error matters more than a failure to record it.
                 if let Err(recording) = store.finish_run(run_id, "failed", &[], Some(&message)).await {
-                    tracing::error!("could not record run {run_id} as failed: {recording:#}");
+                    tracing::error!("could not record run {run_id} as failed: {}", crate::errors::text(&recording));
                 }
             }
             Err(error)
@@ -372,7 +396,9 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
     let loading = crate::telemetry::phase("loading sources");
     let clock = std::time::Instant::now();
-    let snapshot = sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard).await?;
+    let snapshot =
+        sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard, target.plan.timezone)
+            .await?;
     drop(loading);
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");

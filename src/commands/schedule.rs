@@ -6,6 +6,9 @@
 //!   fire time, computed afresh in the evaluation timezone ([`crate::cron::next_fire`]);
 //! - it does not prevent overlapping runs: the next pass is scheduled only after the current
 //!   one has ended (and the run lock guards against other processes);
+//! - it fires on its own tick, up to a second before the instant asked for: each pass waits
+//!   for its slot's instant, runs `as_of` that instant, and the next slot is computed after
+//!   it, so a slot runs exactly once, never early;
 //! - its shutdown does not wait for a running job: on SIGTERM or SIGINT the current pass
 //!   stops after the transaction in flight, within the grace period, and the process exits 0.
 
@@ -35,21 +38,37 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let mut scheduler = JobScheduler::new().await.context("starting the scheduler")?;
     scheduler.start().await.context("starting the scheduler")?;
     tracing::info!(schedule = %text, timezone = %plan.timezone, "scheduler started");
+    // Fire times are computed strictly after the last slot that ran (or now, if later), so a
+    // slot runs once even when its pass ends before the slot's second is over.
+    let mut after = Utc::now();
     let outcome = loop {
-        let next = next_fire(&cron, &plan.timezone, Utc::now())?;
+        let next = next_fire(&cron, &plan.timezone, after)?;
         tracing::info!(next = %crate::instant::format_utc(next), "next pass");
         let fired = one_shot(&scheduler, next).await?;
         tokio::select! {
             _ = fired => {}
-            _ = shutdown_signal() => break Outcome::Success,
+            _ = shutdown_signal() => {
+                tracing::info!("signal received: the scheduler is stopping");
+                break Outcome::Success;
+            }
         }
-        let options = RunOptions { stop: Some(stop.clone()), ..RunOptions::default() };
+        // The library fires on its own tick, up to a second early: wait for the instant itself.
+        if let Ok(early) = (next - Utc::now()).to_std() {
+            tokio::select! {
+                _ = tokio::time::sleep(early) => {}
+                _ = shutdown_signal() => {
+                    tracing::info!("signal received: the scheduler is stopping");
+                    break Outcome::Success;
+                }
+            }
+        }
+        let options = RunOptions { as_of: Some(next), stop: Some(stop.clone()), ..RunOptions::default() };
         let pass = pass(&plan, &options);
         tokio::pin!(pass);
         let result = tokio::select! {
             result = &mut pass => result,
             _ = shutdown_signal() => {
-                tracing::info!("signal received: stopping after the current transaction");
+                tracing::info!("signal received: the scheduler is stopping after the current transaction");
                 stop.store(true, Ordering::SeqCst);
                 match tokio::time::timeout(Duration::from_secs(opts.grace_seconds), &mut pass).await {
                     Ok(result) => { report(result); }
@@ -59,6 +78,12 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
             }
         };
         report(result);
+        let now = Utc::now();
+        let missed = missed_slots(&cron, &plan.timezone, next, now);
+        if missed > 0 {
+            tracing::warn!(missed, "the pass outlasted {missed} later slot(s); they are skipped, not run late");
+        }
+        after = now.max(next);
     };
     scheduler.shutdown().await.context("stopping the scheduler")?;
     Ok(outcome)
@@ -76,8 +101,22 @@ fn report(result: Result<super::run::RunReport>) {
     match result {
         Ok(report) => print_report(&report),
         // A failed pass is logged; the next one retries the work.
-        Err(error) => tracing::error!("pass failed: {error:#}"),
+        Err(error) => tracing::error!("pass failed: {}", crate::errors::text(&error)),
     }
+}
+
+/// How many fire times fell strictly between `slot` and `now` (a pass that outlasted them).
+fn missed_slots(cron: &croner::Cron, tz: &chrono_tz::Tz, slot: DateTime<Utc>, now: DateTime<Utc>) -> usize {
+    let mut count = 0;
+    let mut at = slot;
+    while let Ok(next) = next_fire(cron, tz, at) {
+        if next > now || count >= 1000 {
+            break;
+        }
+        count += 1;
+        at = next;
+    }
+    count
 }
 
 /// Schedules a one-shot job at `at` and returns a future that completes when it fires.

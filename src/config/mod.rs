@@ -2,7 +2,9 @@
 //!
 //! Owns the TOML shape (the public contract of `accolade.toml`) and its lookup order:
 //! `--config FILE`, else `$ACCOLADE_CONFIG`, else `./accolade.toml`; `ACCOLADE_DATABASE_URL`
-//! overrides `database.url` and `ACCOLADE_AWARDS_DATABASE_URL` `database.awards_url`. Nothing here judges whether the values make sense: [`plan`]
+//! overrides `database.url` and `ACCOLADE_AWARDS_DATABASE_URL` `database.awards_url`. A
+//! relative `sqlite://` path in the file is read from the file's folder (one from the
+//! environment, from the working directory). Nothing here judges whether the values make sense: [`plan`]
 //! compiles a [`RawConfig`] into a validated [`plan::Plan`] and reports every problem at once.
 
 pub mod plan;
@@ -93,6 +95,10 @@ pub fn locate(explicit: Option<&Path>) -> PathBuf {
 pub fn load(path: &Path) -> Result<RawConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     let mut raw = parse(&text).with_context(|| format!("config file {}", path.display()))?;
+    // Relative SQLite paths in the file mean beside the file, wherever the job runs from.
+    let base = path.parent().unwrap_or(Path::new(""));
+    raw.database.url = resolve_sqlite_url(&raw.database.url, base);
+    raw.database.awards_url = raw.database.awards_url.map(|url| resolve_sqlite_url(&url, base));
     if let Ok(url) = std::env::var("ACCOLADE_DATABASE_URL")
         && !url.is_empty()
     {
@@ -109,4 +115,48 @@ pub fn load(path: &Path) -> Result<RawConfig> {
 /// Parses config text (no environment overrides).
 pub fn parse(text: &str) -> Result<RawConfig> {
     toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+}
+
+/// A `sqlite://` URL whose relative file path is read from `base` (the config file's folder),
+/// as an absolute path; other URLs, absolute paths and in-memory databases are unchanged.
+pub fn resolve_sqlite_url(url: &str, base: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_string();
+    };
+    let (file, query) = match rest.split_once('?') {
+        Some((file, query)) => (file, format!("?{query}")),
+        None => (rest, String::new()),
+    };
+    if file.is_empty() || file.starts_with(':') || Path::new(file).is_absolute() {
+        return url.to_string();
+    }
+    let joined = base.join(file);
+    let absolute = std::path::absolute(&joined).unwrap_or(joined);
+    format!("sqlite://{}{query}", absolute.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_sqlite_url;
+    use std::path::Path;
+
+    #[test]
+    fn a_relative_sqlite_path_is_read_beside_the_config_file() {
+        assert_eq!(
+            resolve_sqlite_url("sqlite://host.db", Path::new("/etc/accolade")),
+            "sqlite:///etc/accolade/host.db"
+        );
+        assert_eq!(
+            resolve_sqlite_url("sqlite:data/host.db?mode=ro", Path::new("/srv")),
+            "sqlite:///srv/data/host.db?mode=ro"
+        );
+    }
+
+    #[test]
+    fn absolute_paths_memory_databases_and_servers_are_left_alone() {
+        let base = Path::new("/etc/accolade");
+        assert_eq!(resolve_sqlite_url("sqlite:///var/host.db", base), "sqlite:///var/host.db");
+        assert_eq!(resolve_sqlite_url("sqlite::memory:", base), "sqlite::memory:");
+        assert_eq!(resolve_sqlite_url("postgres://db/app", base), "postgres://db/app");
+    }
 }

@@ -377,8 +377,9 @@ fn badge_label(table: &toml::Table, index: usize) -> String {
 }
 
 fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>> {
-    let raw: RawBadge =
-        toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| vec![e.message().trim_end().to_string()])?;
+    let raw: RawBadge = toml::Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| vec![in_users_words(e.message().trim_end(), &table)])?;
     let mut problems = Vec::new();
     if raw.id.is_empty()
         || raw.id.len() > 100
@@ -423,6 +424,50 @@ fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>
         }),
         _ => Err(problems),
     }
+}
+
+/// serde's message for a badge value of the wrong shape, in the config's words: the key that
+/// holds the value and what it may be (`rule.min = -3: expected a whole number, 0 or more`,
+/// not `invalid value: integer '-3', expected u32`).
+fn in_users_words(message: &str, table: &toml::Table) -> String {
+    let Some(rest) =
+        message.strip_prefix("invalid value: integer `").or_else(|| message.strip_prefix("invalid value: integer '"))
+    else {
+        return message.to_string();
+    };
+    let Some((value, expected)) = rest.split_once("`, expected ").or_else(|| rest.split_once("', expected ")) else {
+        return message.to_string();
+    };
+    let allowed = match expected {
+        "u8" | "u16" | "u32" | "u64" => format!("a whole number, 0 or more (at most {})", max_of(expected)),
+        "i8" | "i16" | "i32" | "i64" => "a whole number".to_string(),
+        other => other.to_string(),
+    };
+    match value.parse::<i64>().ok().and_then(|v| key_holding(table, v, "")) {
+        Some(key) => format!("{key} = {value}: expected {allowed}"),
+        None => format!("{value} is not allowed: expected {allowed}"),
+    }
+}
+
+fn max_of(unsigned: &str) -> u64 {
+    match unsigned {
+        "u8" => u64::from(u8::MAX),
+        "u16" => u64::from(u16::MAX),
+        "u32" => u64::from(u32::MAX),
+        _ => u64::MAX,
+    }
+}
+
+/// The dotted key of the first integer `value` in `table` (nested tables included).
+fn key_holding(table: &toml::Table, value: i64, prefix: &str) -> Option<String> {
+    table.iter().find_map(|(key, item)| {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match item {
+            toml::Value::Integer(v) if *v == value => Some(path),
+            toml::Value::Table(inner) => key_holding(inner, value, &path),
+            _ => None,
+        }
+    })
 }
 
 /// Parses and validates a formula, adding each problem with its column and a caret.

@@ -148,12 +148,17 @@ pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
     Some(Compiled { badge_id: badge.id.clone(), pass, checks })
 }
 
-/// Separates the badges that can be evaluated on `snapshot` from those whose formulas use an
-/// optional column the source did not return (with a message naming it).
+/// Separates the badges that can be evaluated on `snapshot` from those that read a source
+/// that failed to load, or whose formulas use an optional column the source did not return
+/// (each with a message naming the source and why).
 pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Badge>, Vec<(String, String)>) {
     let mut ready = Vec::new();
     let mut failed = Vec::new();
     for badge in badges {
+        if let Some(reason) = snapshot.failure_of(&badge.sources()) {
+            failed.push((badge.id.clone(), reason));
+            continue;
+        }
         let Criterion::Formula { tree, .. } = &badge.criterion else {
             ready.push(*badge);
             continue;

@@ -11,6 +11,13 @@ const CLAUSE_KINDS: &str = "metric.NAME, roles in [...], user_id in [...], setti
      avatar_changed, registration_date, signin_date or time_since_registration";
 const OPERATORS: [(&str, CmpOp); 6] =
     [(">=", CmpOp::Ge), ("<=", CmpOp::Le), ("!=", CmpOp::Ne), (">", CmpOp::Gt), ("<", CmpOp::Lt), ("=", CmpOp::Eq)];
+/// Operators people type from other languages, and what to write instead.
+const MISTYPED_OPERATORS: [(&str, &str); 4] = [
+    ("==", "use '=' to compare"),
+    ("=>", "use '>=' for at least"),
+    ("=<", "use '<=' for at most"),
+    ("<>", "use '!=' for not equal"),
+];
 const MAX_LOGINS_KEY: &str = "user.max_consecutive_logins";
 /// Longest piece of user text quoted in a message, so a pasted megabyte
 /// does not end up in every error.
@@ -153,6 +160,14 @@ impl<'a> Lexer<'a> {
             '>' | '<' | '=' | '!' => self.operator(c),
             '\'' | '"' | '‘' | '“' => self.string(c),
             '-' | '0'..='9' => self.number(),
+            '≥' | '≤' | '≠' => {
+                let ascii = match c {
+                    '≥' => ">=",
+                    '≤' => "<=",
+                    _ => "!=",
+                };
+                Err(self.unexpected_char(c, &format!(": write '{ascii}'")))
+            }
             c if is_segment_start(c) => self.word(),
             _ => Err(self.unexpected_char(c, "")),
         }
@@ -164,9 +179,11 @@ impl<'a> Lexer<'a> {
     }
 
     fn operator(&mut self, c: char) -> Result<Kind, FormulaError> {
-        if self.rest().starts_with("==") {
-            let span = Span::new(self.pos, self.pos + 2);
-            return Err(err(span, "'==' is not an operator: use '=' to compare"));
+        for (wrong, right) in MISTYPED_OPERATORS {
+            if self.rest().starts_with(wrong) {
+                let span = Span::new(self.pos, self.pos + wrong.len());
+                return Err(err(span, format!("'{wrong}' is not an operator: {right}")));
+            }
         }
         for (text, op) in OPERATORS {
             if self.rest().starts_with(text) {

@@ -317,6 +317,14 @@ fn a_missing_operator_names_the_operators_and_the_metric() {
 }
 
 #[test]
+fn an_operator_written_backwards_or_from_another_language_gets_the_right_one() {
+    assert_error("metric.posts => 7", 14, "'=>' is not an operator: use '>=' for at least");
+    assert_error("metric.posts =< 7", 14, "'=<' is not an operator: use '<=' for at most");
+    assert_error("metric.posts <> 7", 14, "'<>' is not an operator: use '!=' for not equal");
+    assert_error("metric.posts ≥ 7", 14, "unexpected character '≥': write '>='");
+}
+
+#[test]
 fn roles_need_in_a_bracketed_list_and_at_least_one_role() {
     assert_error("roles ['a']", 7, "expected 'in' after 'roles'");
     assert_error("roles in 'a'", 10, "expected '[' after 'in'");

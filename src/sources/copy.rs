@@ -7,6 +7,7 @@
 //! as it produces them.
 
 use super::decode::{Cell, ColumnBuilder};
+use super::load::Reading;
 use super::{ColumnSpec, ColumnType, SourceKind};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::TryStreamExt;
@@ -28,6 +29,8 @@ pub(crate) enum Wire {
     Bool,
     Text,
     Stamp,
+    /// A calendar date (days since 2000-01-01): local midnight, read in the evaluation zone.
+    Date,
 }
 
 /// The wire type and SQL cast for a source column of `ty` whose database type is `pg`.
@@ -37,7 +40,7 @@ fn wire_for(ty: ColumnType, pg: &str) -> (Wire, &'static str) {
     match ty {
         ColumnType::Id if integer => (Wire::Int8, "::int8"),
         ColumnType::Timestamp if matches!(pg, "TIMESTAMPTZ" | "TIMESTAMP") => (Wire::Stamp, ""),
-        ColumnType::Timestamp if pg == "DATE" => (Wire::Stamp, "::timestamp"),
+        ColumnType::Timestamp if pg == "DATE" => (Wire::Date, ""),
         ColumnType::Timestamp | ColumnType::Bool if integer => (Wire::Int8, "::int8"),
         ColumnType::Id | ColumnType::Timestamp | ColumnType::Number if numeric || integer => (Wire::Float8, "::float8"),
         ColumnType::Bool | ColumnType::Number if pg == "BOOL" => (Wire::Bool, ""),
@@ -55,13 +58,14 @@ pub async fn load(
     kind: SourceKind,
     specs: &[ColumnSpec],
     sql: &str,
+    reading: Reading,
 ) -> Result<(usize, Vec<ColumnBuilder>)> {
     let statement = pool
         .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
         .await
         .with_context(|| format!("source '{kind}': the query failed to prepare"))?;
     let names: Vec<String> = statement.columns().iter().map(|c| c.name().to_string()).collect();
-    let mapped = super::load::map_columns(kind, specs, &names)?;
+    let mapped = super::load::map_columns(kind, specs, &names, reading)?;
     let mut select = Vec::new();
     let mut wires = Vec::new();
     let mut builders = Vec::new();
@@ -216,6 +220,14 @@ fn decode(wire: Wire, bytes: &[u8]) -> Result<Cell<'_>, String> {
             }
             Cell::Micros(micros + PG_EPOCH_MICROS)
         }
+        Wire::Date => {
+            let days = i32::from_be_bytes(fixed(4)?[4..].try_into().map_err(|_| "a truncated date".to_string())?);
+            if days == i32::MAX || days == i32::MIN {
+                return Err("an infinite date cannot be read".to_string());
+            }
+            let epoch = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).ok_or("no PostgreSQL epoch")?;
+            Cell::Date(epoch + chrono::Duration::days(i64::from(days)))
+        }
     })
 }
 
@@ -241,7 +253,7 @@ mod tests {
     #[test]
     fn columns_get_the_cheapest_wire_type_that_keeps_their_meaning() {
         assert_eq!(wire_for(ColumnType::Id, "INT4"), (Wire::Int8, "::int8"));
-        assert_eq!(wire_for(ColumnType::Timestamp, "DATE"), (Wire::Stamp, "::timestamp"));
+        assert_eq!(wire_for(ColumnType::Timestamp, "DATE"), (Wire::Date, ""));
         assert_eq!(wire_for(ColumnType::Timestamp, "TEXT"), (Wire::Text, "::text"));
         assert_eq!(wire_for(ColumnType::Bool, "INT2"), (Wire::Int8, "::int8"));
         assert_eq!(wire_for(ColumnType::Number, "NUMERIC"), (Wire::Float8, "::float8"));

@@ -6,7 +6,8 @@
 //! Polars column at the end, so rows are never materialised twice.
 
 use super::{ColumnSpec, ColumnType};
-use crate::instant::{MICROS_PER_SECOND, parse_source_timestamp};
+use crate::instant::{MICROS_PER_SECOND, local_midnight, parse_source_timestamp};
+use chrono_tz::Tz;
 use polars::prelude::*;
 use sqlx::{Row, TypeInfo, ValueRef};
 use std::borrow::Cow;
@@ -21,6 +22,9 @@ pub enum Cell<'r> {
     Bool(bool),
     /// A native timestamp, already converted to microseconds since the epoch, UTC.
     Micros(i64),
+    /// A native calendar date: it has no zone, and means local midnight in the evaluation
+    /// timezone.
+    Date(chrono::NaiveDate),
 }
 
 impl Cell<'_> {
@@ -36,6 +40,7 @@ impl Cell<'_> {
             }
             Cell::Bool(v) => v.to_string(),
             Cell::Micros(v) => v.to_string(),
+            Cell::Date(d) => d.to_string(),
         }
     }
 }
@@ -83,10 +88,7 @@ impl CellRow for sqlx::postgres::PgRow {
                 let t = self.try_get_unchecked::<chrono::NaiveDateTime, _>(index).map_err(e)?;
                 Cell::Micros(t.and_utc().timestamp_micros())
             }
-            "DATE" => {
-                let d = self.try_get_unchecked::<chrono::NaiveDate, _>(index).map_err(e)?;
-                Cell::Micros(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros())
-            }
+            "DATE" => Cell::Date(self.try_get_unchecked::<chrono::NaiveDate, _>(index).map_err(e)?),
             other => return Err(unsupported("PostgreSQL", other)),
         })
     }
@@ -115,10 +117,7 @@ impl CellRow for sqlx::mysql::MySqlRow {
                 let t = self.try_get_unchecked::<chrono::NaiveDateTime, _>(index).map_err(e)?;
                 Cell::Micros(t.and_utc().timestamp_micros())
             }
-            "DATE" => {
-                let d = self.try_get_unchecked::<chrono::NaiveDate, _>(index).map_err(e)?;
-                Cell::Micros(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp_micros())
-            }
+            "DATE" => Cell::Date(self.try_get_unchecked::<chrono::NaiveDate, _>(index).map_err(e)?),
             other => return Err(unsupported("MySQL", other)),
         })
     }
@@ -149,6 +148,25 @@ where
 pub struct ColumnBuilder {
     pub spec: ColumnSpec,
     values: Values,
+    /// Where calendar dates (native `DATE` values, `YYYY-MM-DD` text) have their midnight.
+    timezone: Tz,
+    /// Cells pushed so far: the row number of the next one, less one.
+    rows: usize,
+    /// When set, an unreadable value is recorded here and stored as NULL, so that every bad
+    /// value of a source can be reported at once (`check --data`).
+    survey: Option<Unreadable>,
+}
+
+/// The unreadable values of one column: how many, and the first few with their rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unreadable {
+    pub count: usize,
+    /// `row N: problem`, for the first [`Unreadable::EXAMPLES`] values.
+    pub examples: Vec<String>,
+}
+
+impl Unreadable {
+    pub const EXAMPLES: usize = 3;
 }
 
 /// Each column is appended straight into Polars' own buffers (values plus a validity bitmap),
@@ -170,27 +188,67 @@ impl ColumnBuilder {
             ColumnType::Text => Values::Text(StringChunkedBuilder::new(name, capacity)),
             ColumnType::Number => Values::Float(PrimitiveChunkedBuilder::new(name, capacity)),
         };
-        ColumnBuilder { spec, values }
+        ColumnBuilder { spec, values, timezone: Tz::UTC, rows: 0, survey: None }
+    }
+
+    /// Reads calendar dates as midnight in `timezone`.
+    pub fn in_timezone(mut self, timezone: Tz) -> Self {
+        self.timezone = timezone;
+        self
+    }
+
+    /// Records unreadable values instead of failing on the first one (see [`Self::unreadable`]).
+    pub fn surveying(mut self) -> Self {
+        self.survey = Some(Unreadable::default());
+        self
+    }
+
+    /// The unreadable values recorded while surveying.
+    pub fn unreadable(&self) -> Option<&Unreadable> {
+        self.survey.as_ref().filter(|u| u.count > 0)
     }
 
     /// Appends one cell; the error says what was wrong with the value (the caller adds where).
+    /// While surveying, a bad value is recorded, stored as NULL, and not an error.
     pub fn push(&mut self, cell: Cell<'_>) -> Result<(), String> {
+        self.rows += 1;
+        match self.push_cell(cell) {
+            Err(problem) if self.survey.is_some() => {
+                let row = self.rows;
+                if let Some(survey) = self.survey.as_mut() {
+                    survey.count += 1;
+                    if survey.examples.len() < Unreadable::EXAMPLES {
+                        survey.examples.push(format!("row {row}: {problem}"));
+                    }
+                }
+                self.append_null();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    fn append_null(&mut self) {
+        match &mut self.values {
+            Values::Int(v) => v.append_null(),
+            Values::Bool(v) => v.append_null(),
+            Values::Text(v) => v.append_null(),
+            Values::Float(v) => v.append_null(),
+        }
+    }
+
+    fn push_cell(&mut self, cell: Cell<'_>) -> Result<(), String> {
         if cell == Cell::Null {
             if !self.spec.nullable {
                 return Err("NULL is not allowed here".to_string());
             }
-            match &mut self.values {
-                Values::Int(v) => v.append_null(),
-                Values::Bool(v) => v.append_null(),
-                Values::Text(v) => v.append_null(),
-                Values::Float(v) => v.append_null(),
-            }
+            self.append_null();
             return Ok(());
         }
         let unreadable = || format!("cannot read {} as {}", cell.show(), self.spec.ty.describe());
         match (&mut self.values, self.spec.ty) {
             (Values::Int(v), ColumnType::Id) => v.append_value(to_id(&cell).ok_or_else(unreadable)?),
-            (Values::Int(v), _) => v.append_value(to_micros(&cell).ok_or_else(unreadable)?),
+            (Values::Int(v), _) => v.append_value(to_micros(&cell, &self.timezone).ok_or_else(unreadable)?),
             (Values::Bool(v), _) => v.append_value(to_bool(&cell).ok_or_else(unreadable)?),
             (Values::Text(v), _) => match &cell {
                 Cell::Text(text) => v.append_value(text.as_ref()),
@@ -225,12 +283,13 @@ fn to_id(cell: &Cell) -> Option<i64> {
     }
 }
 
-fn to_micros(cell: &Cell) -> Option<i64> {
+fn to_micros(cell: &Cell, timezone: &Tz) -> Option<i64> {
     match cell {
         Cell::Micros(v) => Some(*v),
+        Cell::Date(date) => Some(local_midnight(*date, timezone)),
         Cell::Int(seconds) => seconds.checked_mul(MICROS_PER_SECOND),
         Cell::Float(seconds) if seconds.is_finite() => Some((seconds * MICROS_PER_SECOND as f64).round() as i64),
-        Cell::Text(t) => parse_source_timestamp(t),
+        Cell::Text(t) => parse_source_timestamp(t, timezone),
         _ => None,
     }
 }
@@ -279,7 +338,37 @@ mod tests {
 
     #[test]
     fn integers_read_as_epoch_seconds_for_timestamps() {
-        assert_eq!(to_micros(&Cell::Int(1_700_000_000)), Some(1_700_000_000_000_000));
+        assert_eq!(to_micros(&Cell::Int(1_700_000_000), &Tz::UTC), Some(1_700_000_000_000_000));
+    }
+
+    #[test]
+    fn a_calendar_date_is_local_midnight_native_or_text_and_a_timestamp_stays_utc() {
+        let tz = chrono_tz::America::New_York;
+        // 2026-10-01 00:00 in New York (EDT) is 04:00Z.
+        let midnight = 1_790_827_200_000_000;
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap_or_default();
+        assert_eq!(to_micros(&Cell::Date(date), &tz), Some(midnight));
+        assert_eq!(to_micros(&Cell::Text("2026-10-01".into()), &tz), Some(midnight));
+        assert_eq!(to_micros(&Cell::Text("2026-10-01 00:00:00".into()), &tz), Some(midnight - 4 * 3_600_000_000));
+    }
+
+    #[test]
+    fn a_surveying_column_records_the_first_bad_values_with_their_rows_and_stores_null() {
+        let mut b = ColumnBuilder::new(spec(ColumnType::Timestamp, false), 4).surveying();
+        for text in ["2026-01-01", "01/12/2026 10:00", "2026-01-02", "soon", "later", "never"] {
+            assert_eq!(b.push(Cell::Text(text.into())), Ok(()));
+        }
+        let found = b.unreadable().cloned().unwrap_or_default();
+        assert_eq!(found.count, 4);
+        assert_eq!(
+            found.examples,
+            [
+                "row 2: cannot read '01/12/2026 10:00' as a timestamp",
+                "row 4: cannot read 'soon' as a timestamp",
+                "row 5: cannot read 'later' as a timestamp"
+            ]
+        );
+        assert_eq!(b.finish().map(|c| c.null_count()).ok(), Some(4));
     }
 
     #[test]

@@ -1,40 +1,129 @@
 //! Running `[sources]` queries and streaming their rows into Polars columns.
+//!
+//! A source that cannot be read (its query fails, a column is missing, a value is unreadable,
+//! the users source repeats a member) is recorded in the snapshot as failed with the reason,
+//! and the others load as usual: only the badges that need it fail.
 
-use super::decode::{CellRow, ColumnBuilder};
+use super::decode::{CellRow, ColumnBuilder, Unreadable};
 use super::{ColumnSpec, Shard, Snapshot, SourceKind, SourceQueries};
 use crate::db::Db;
 use anyhow::{Context, Result, anyhow, bail};
+use chrono_tz::Tz;
 use futures_util::TryStreamExt;
-use polars::prelude::{DataFrame, PolarsResult};
+use polars::prelude::{DataFrame, IntoLazy, PolarsResult, SortMultipleOptions, col, len, lit};
 use sqlx::{AssertSqlSafe, Column as _, Database, Executor, Pool, Row, SqlSafeStr, Statement};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How a source's values are read.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    /// Where calendar dates have their midnight: the evaluation timezone.
+    pub timezone: Tz,
+    /// Record every unreadable value (as NULL) instead of stopping at the first.
+    pub survey: bool,
+}
+
+impl Reading {
+    pub fn new(timezone: Tz) -> Self {
+        Reading { timezone, survey: false }
+    }
+}
 
 /// Loads every requested source concurrently into one snapshot.
-pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<SourceKind>) -> Result<Snapshot> {
-    load_snapshot_shard(db, queries, wanted, None).await
+pub async fn load_snapshot(
+    db: &Db,
+    queries: &SourceQueries,
+    wanted: &BTreeSet<SourceKind>,
+    timezone: Tz,
+) -> Result<Snapshot> {
+    load_snapshot_shard(db, queries, wanted, None, timezone).await
 }
 
 /// Loads every requested source concurrently, only the rows of one shard's members if given
 /// (the filter is pushed into each query, so other shards' rows never leave the database).
+/// A source that fails is recorded in [`Snapshot::failed`]; the others still load.
 pub async fn load_snapshot_shard(
     db: &Db,
     queries: &SourceQueries,
     wanted: &BTreeSet<SourceKind>,
     shard: Option<Shard>,
+    timezone: Tz,
 ) -> Result<Snapshot> {
     let loads = wanted.iter().map(|&kind| async move {
-        let sql = queries
-            .get(&kind)
-            .ok_or_else(|| anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query"))?;
-        let sql = match shard {
-            Some(shard) => shard.filter(sql),
-            None => sql.clone(),
-        };
-        let frame = load_source(db, kind, kind.columns(), &sql).await?;
-        Ok::<_, anyhow::Error>((kind, frame))
+        let loaded = async {
+            let sql = queries
+                .get(&kind)
+                .ok_or_else(|| anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query"))?;
+            let sql = match shard {
+                Some(shard) => shard.filter(sql),
+                None => sql.clone(),
+            };
+            let frame = load_source(db, kind, kind.columns(), &sql, Reading::new(timezone)).await?.0;
+            check_members(kind, &frame)?;
+            Ok::<_, anyhow::Error>(frame)
+        }
+        .await;
+        (kind, loaded)
     });
-    let frames = futures_util::future::try_join_all(loads).await?;
-    Ok(Snapshot { frames: frames.into_iter().collect() })
+    let mut snapshot = Snapshot::default();
+    for (kind, loaded) in futures_util::future::join_all(loads).await {
+        match loaded {
+            Ok(frame) => {
+                snapshot.frames.insert(kind, frame);
+            }
+            Err(error) => {
+                let message = crate::errors::text(&error);
+                tracing::error!(source = %kind, "{message}");
+                snapshot.failed.insert(kind, message);
+            }
+        }
+    }
+    Ok(snapshot)
+}
+
+/// What surveying one source found: the frame (unreadable values as NULL) and, per column,
+/// the values that could not be read.
+#[derive(Debug)]
+pub struct Survey {
+    pub frame: DataFrame,
+    pub unreadable: BTreeMap<&'static str, Unreadable>,
+}
+
+/// Reads a whole source, recording every unreadable value instead of stopping at the first
+/// (`check --data`). Fails on what stops reading altogether: the query, a missing column.
+pub async fn survey_source(db: &Db, kind: SourceKind, sql: &str, timezone: Tz) -> Result<Survey> {
+    let (frame, unreadable) = load_source(db, kind, kind.columns(), sql, Reading { timezone, survey: true }).await?;
+    Ok(Survey { frame, unreadable })
+}
+
+/// The users source must return each member once: a repeated id would make the result depend
+/// on row order.
+pub fn check_members(kind: SourceKind, frame: &DataFrame) -> Result<()> {
+    if kind != SourceKind::Users || frame.height() == 0 {
+        return Ok(());
+    }
+    let repeated = frame
+        .clone()
+        .lazy()
+        .select([col("user_id")])
+        .group_by([col("user_id")])
+        .agg([len().alias("rows")])
+        .filter(col("rows").gt(lit(1u32)))
+        .sort(["user_id"], SortMultipleOptions::default())
+        .collect()
+        .with_context(|| format!("source '{kind}': looking for repeated members"))?;
+    if repeated.height() == 0 {
+        return Ok(());
+    }
+    let first = |name: &str| repeated.column(name).ok().and_then(|c| c.get(0).ok()).map(|v| v.to_string());
+    bail!(
+        "source 'users' returns {} rows for user_id {} ({} ids repeat): each member must be one row. \
+         A join on a table with several rows per member (emails, roles, profiles) repeats members: \
+         aggregate that table in the query (e.g. MIN(email) with GROUP BY), or move it to a source of its own",
+        first("rows").unwrap_or_default(),
+        first("user_id").unwrap_or_default(),
+        repeated.height(),
+    )
 }
 
 /// Prepares a source query without running it and returns its column names.
@@ -46,23 +135,30 @@ pub async fn prepare_columns(db: &Db, kind: SourceKind, sql: &str) -> Result<Vec
 /// exports read them (a run never loads them, however the users query is written).
 pub async fn load_member_emails(db: &Db, queries: &SourceQueries) -> Result<DataFrame> {
     let sql = queries.get(&SourceKind::Users).ok_or_else(|| anyhow!("[sources] has no 'users' query"))?;
-    load_source(db, SourceKind::Users, super::USER_EMAILS, sql)
+    load_source(db, SourceKind::Users, super::USER_EMAILS, sql, Reading::new(Tz::UTC))
         .await
+        .map(|(frame, _)| frame)
         .context("Open Badges exports identify recipients by the `email` column of the users source")
 }
 
-async fn load_source(db: &Db, kind: SourceKind, specs: &[ColumnSpec], sql: &str) -> Result<DataFrame> {
+/// Loads one source; with `reading.survey`, also returns each column's unreadable values.
+async fn load_source(
+    db: &Db,
+    kind: SourceKind,
+    specs: &[ColumnSpec],
+    sql: &str,
+    reading: Reading,
+) -> Result<(DataFrame, BTreeMap<&'static str, Unreadable>)> {
     let started = std::time::Instant::now();
-    let frame = match db {
-        Db::Postgres(pool) => {
-            let (height, builders) = super::copy::load(pool, kind, specs, sql).await?;
-            finish(kind, height, builders)?
-        }
-        Db::Sqlite(pool) => load_with(pool, kind, specs, sql).await?,
-        Db::MySql(pool) => load_with(pool, kind, specs, sql).await?,
+    let (height, builders) = match db {
+        Db::Postgres(pool) => super::copy::load(pool, kind, specs, sql, reading).await?,
+        Db::Sqlite(pool) => load_with(pool, kind, specs, sql, reading).await?,
+        Db::MySql(pool) => load_with(pool, kind, specs, sql, reading).await?,
     };
+    let unreadable = builders.iter().filter_map(|b| b.unreadable().map(|u| (b.spec.name, u.clone()))).collect();
+    let frame = finish(kind, height, builders)?;
     tracing::info!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
-    Ok(frame)
+    Ok((frame, unreadable))
 }
 
 async fn prepared_names<DB: Database>(pool: &Pool<DB>, kind: SourceKind, sql: &str) -> Result<Vec<String>>
@@ -81,11 +177,15 @@ pub(super) fn map_columns(
     kind: SourceKind,
     specs: &[ColumnSpec],
     names: &[String],
+    reading: Reading,
 ) -> Result<Vec<(usize, ColumnBuilder)>> {
     let mut mapped = Vec::new();
     for spec in specs {
         match names.iter().position(|n| spec.matches(n)) {
-            Some(index) => mapped.push((index, ColumnBuilder::new(*spec, 0))),
+            Some(index) => {
+                let builder = ColumnBuilder::new(*spec, 0).in_timezone(reading.timezone);
+                mapped.push((index, if reading.survey { builder.surveying() } else { builder }));
+            }
             None if spec.required => bail!(
                 "source '{kind}' has no column '{}' (the query returns: {}); alias it with AS {}",
                 spec.name,
@@ -103,13 +203,14 @@ async fn load_with<DB: Database>(
     kind: SourceKind,
     specs: &[ColumnSpec],
     sql: &str,
-) -> Result<DataFrame>
+    reading: Reading,
+) -> Result<(usize, Vec<ColumnBuilder>)>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     DB::Row: CellRow,
 {
     let names = prepared_names(pool, kind, sql).await?;
-    let mut columns = map_columns(kind, specs, &names)?;
+    let mut columns = map_columns(kind, specs, &names, reading)?;
     let mut rows = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).fetch(pool);
     let mut height = 0usize;
     while let Some(row) = rows.try_next().await.with_context(|| format!("source '{kind}': the query failed"))? {
@@ -122,7 +223,7 @@ where
         }
         debug_assert!(row.len() >= columns.len());
     }
-    finish(kind, height, columns.into_iter().map(|(_, b)| b).collect())
+    Ok((height, columns.into_iter().map(|(_, b)| b).collect()))
 }
 
 /// The frame of a source from its finished column builders.

@@ -10,10 +10,13 @@ pub(crate) mod copy;
 pub mod decode;
 mod load;
 
-pub use load::{load_member_emails, load_snapshot, load_snapshot_shard, prepare_columns};
+pub use load::{
+    Reading, Survey, check_members, load_member_emails, load_snapshot, load_snapshot_shard, prepare_columns,
+    survey_source,
+};
 
 use polars::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// One kind of snapshot the host can provide through a `[sources]` query.
@@ -186,9 +189,26 @@ pub type SourceQueries = BTreeMap<SourceKind, String>;
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     pub frames: BTreeMap<SourceKind, DataFrame>,
+    /// Sources that could not be read, with why (naming the column, row and value when one
+    /// value was the cause): the badges that need them fail, the others are evaluated.
+    pub failed: BTreeMap<SourceKind, String>,
 }
 
 impl Snapshot {
+    /// Fails with the first source that could not be read (for commands that need them all).
+    pub fn complete(self) -> anyhow::Result<Snapshot> {
+        match self.failed.values().next() {
+            Some(message) => Err(anyhow::anyhow!("{message}")),
+            None => Ok(self),
+        }
+    }
+
+    /// Why a badge that reads `sources` cannot be evaluated, if one of them failed to load.
+    pub fn failure_of(&self, sources: &BTreeSet<SourceKind>) -> Option<String> {
+        let reasons: Vec<&str> = sources.iter().filter_map(|k| self.failed.get(k)).map(String::as_str).collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+
     pub fn frame(&self, kind: SourceKind) -> Option<&DataFrame> {
         self.frames.get(&kind)
     }
