@@ -47,26 +47,27 @@ WHERE p.posted_at <= (:'as_of'::timestamptz AT TIME ZONE 'UTC')
 GROUP BY p.author_id HAVING count(*) >= 10
 ON CONFLICT DO NOTHING;
 
--- Trainings: completed (progress 100), passed, enrolled; enrolled_on is a UTC date.
+-- Trainings: completed (progress 100), passed, enrolled; enrolled_on is a calendar date,
+-- counted from its midnight in the evaluation timezone.
 INSERT INTO bench_awards
 SELECT DISTINCT 'onboarded', e.member_id
 FROM enrollments e JOIN bench_members m ON m.id = e.member_id
 WHERE e.course_code = 'onboarding' AND e.progress_pct >= 100
-  AND e.enrolled_on::timestamp <= (:'as_of'::timestamptz AT TIME ZONE 'UTC')
+  AND (e.enrolled_on::timestamp AT TIME ZONE :'tz') <= :'as_of'::timestamptz
 ON CONFLICT DO NOTHING;
 
 INSERT INTO bench_awards
 SELECT DISTINCT 'pythonista', e.member_id
 FROM enrollments e JOIN bench_members m ON m.id = e.member_id
 WHERE e.course_code = 'python-101' AND e.passed
-  AND e.enrolled_on::timestamp <= (:'as_of'::timestamptz AT TIME ZONE 'UTC')
+  AND (e.enrolled_on::timestamp AT TIME ZONE :'tz') <= :'as_of'::timestamptz
 ON CONFLICT DO NOTHING;
 
 INSERT INTO bench_awards
 SELECT DISTINCT 'safety-first', e.member_id
 FROM enrollments e JOIN bench_members m ON m.id = e.member_id
 WHERE e.course_code = 'safety'
-  AND e.enrolled_on::timestamp <= (:'as_of'::timestamptz AT TIME ZONE 'UTC')
+  AND (e.enrolled_on::timestamp AT TIME ZONE :'tz') <= :'as_of'::timestamptz
 ON CONFLICT DO NOTHING;
 
 -- vip-contributor: metric.posts >= 5 AND net_kudos_weight_received >= 20 AND net_accepted_solutions >= 3.

@@ -6,7 +6,7 @@
 //! time it occurs.
 
 use anyhow::{Result, anyhow};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use std::str::FromStr;
@@ -20,9 +20,10 @@ pub fn parse_schedule(text: &str) -> Result<Cron, String> {
     Cron::from_str(text).map_err(|e| format!("'{text}' is not a cron expression: {e}"))
 }
 
-/// The first fire time strictly after `after`, on the local calendar of `tz`.
+/// The first fire time strictly after `after`, on the local calendar of `tz`: always a whole
+/// second (croner would keep the fraction of `after`).
 pub fn next_fire(cron: &Cron, tz: &Tz, after: DateTime<Utc>) -> Result<DateTime<Utc>> {
-    let local = after.with_timezone(tz);
+    let local = after.trunc_subsecs(0).with_timezone(tz);
     let next = cron.find_next_occurrence(&local, false).map_err(|e| anyhow!("no next fire time: {e}"))?;
     Ok(next.with_timezone(&Utc))
 }
@@ -75,6 +76,15 @@ mod tests {
     fn a_time_inside_the_repeated_hour_fires_once() {
         // 01:30 happens twice on 2026-11-01 (05:30Z EDT, 06:30Z EST): one pass, the first.
         assert_eq!(fires("30 1 * * *", "2026-10-31T12:00:00Z", 2), ["2026-11-01T05:30:00Z", "2026-11-02T06:30:00Z"]);
+    }
+
+    #[test]
+    fn a_fire_time_is_a_whole_second_strictly_after_even_from_a_fraction() {
+        assert_eq!(
+            fires("* * * * * *", "2026-06-01T00:00:00.357Z", 2),
+            ["2026-06-01T00:00:01Z", "2026-06-01T00:00:02Z"]
+        );
+        assert_eq!(fires("* * * * * *", "2026-06-01T00:00:01Z", 1), ["2026-06-01T00:00:02Z"]);
     }
 
     #[test]

@@ -403,6 +403,9 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");
     let (ready, failed) = crate::evaluate::split_ready(badges, &snapshot);
+    if ready.is_empty() {
+        return Ok(Evaluated { failed, ..Evaluated::default() });
+    }
     let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
     let clock = std::time::Instant::now();
     let existing = target.store.existing_awards(&ids).await?;

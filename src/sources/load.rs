@@ -10,7 +10,7 @@ use crate::db::Db;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
-use polars::prelude::{DataFrame, IntoLazy, PolarsResult, SortMultipleOptions, col, len, lit};
+use polars::prelude::{ChunkUnique, DataFrame, PolarsResult};
 use sqlx::{AssertSqlSafe, Column as _, Database, Executor, Pool, Row, SqlSafeStr, Statement};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -72,9 +72,8 @@ pub async fn load_snapshot_shard(
                 snapshot.frames.insert(kind, frame);
             }
             Err(error) => {
-                let message = crate::errors::text(&error);
-                tracing::error!(source = %kind, "{message}");
-                snapshot.failed.insert(kind, message);
+                // Reported by the badges that need it: each fails with this message.
+                snapshot.failed.insert(kind, crate::errors::text(&error));
             }
         }
     }
@@ -102,27 +101,23 @@ pub fn check_members(kind: SourceKind, frame: &DataFrame) -> Result<()> {
     if kind != SourceKind::Users || frame.height() == 0 {
         return Ok(());
     }
-    let repeated = frame
-        .clone()
-        .lazy()
-        .select([col("user_id")])
-        .group_by([col("user_id")])
-        .agg([len().alias("rows")])
-        .filter(col("rows").gt(lit(1u32)))
-        .sort(["user_id"], SortMultipleOptions::default())
-        .collect()
-        .with_context(|| format!("source '{kind}': looking for repeated members"))?;
-    if repeated.height() == 0 {
+    // Eager and synchronous: this runs on the async runtime, where lazy plans may not block.
+    let ids =
+        frame.column("user_id").and_then(|c| c.i64().cloned()).with_context(|| format!("source '{kind}': user_id"))?;
+    let unique = ids.n_unique().with_context(|| format!("source '{kind}': counting members"))?;
+    if unique == ids.len() {
         return Ok(());
     }
-    let first = |name: &str| repeated.column(name).ok().and_then(|c| c.get(0).ok()).map(|v| v.to_string());
+    // Only on the error path: which ids repeat, and how often the first of them does.
+    let mut sorted: Vec<i64> = ids.iter().flatten().collect();
+    sorted.sort_unstable();
+    let mut repeated = sorted.chunk_by(|a, b| a == b).filter(|run| run.len() > 1);
+    let (example, rows) = repeated.next().map(|run| (run[0], run.len())).unwrap_or_default();
     bail!(
-        "source 'users' returns {} rows for user_id {} ({} ids repeat): each member must be one row. \
+        "source 'users' returns {rows} rows for user_id {example} ({} ids repeat): each member must be one row. \
          A join on a table with several rows per member (emails, roles, profiles) repeats members: \
          aggregate that table in the query (e.g. MIN(email) with GROUP BY), or move it to a source of its own",
-        first("rows").unwrap_or_default(),
-        first("user_id").unwrap_or_default(),
-        repeated.height(),
+        1 + repeated.count(),
     )
 }
 

@@ -9,7 +9,7 @@
 //! comes, so a test can wait for "waiting for the lock" instead of sleeping).
 
 use crate::support::{Backend, TestHost, admin_exec, admin_url, at, badge, pairs, use_backend};
-use accolade::commands::run::execute;
+use accolade::commands::run::{RunReport, execute};
 use accolade::config::plan::Plan;
 use accolade::db::Db;
 use accolade::store::{
@@ -401,9 +401,10 @@ async fn a_bigint_unsigned_id_above_the_signed_range_fails_the_run_naming_source
     let sources = r#"users = "SELECT user_id, created_at, blocked FROM users""#;
     let plan = host.plan(&host.config(&badge("member", r#"{ type = "account_age", min = "0 days" }"#), sources));
 
-    let error = host.try_run(&plan, at(AS_OF)).await.expect_err("the run should fail");
+    let report = host.run(&plan, at(AS_OF)).await;
 
-    let message = format!("{error:#}");
+    assert_eq!(crate::support::status(&report, "member"), "failed");
+    let message = report.badges[0].message.clone().unwrap_or_default();
     for fragment in ["users", "user_id", "18446744073709551615"] {
         assert!(message.contains(fragment), "{fragment}: {message}");
     }
@@ -626,20 +627,31 @@ async fn host_with_an_unreadable_created_at() -> (TestHost, Plan) {
     (host, plan)
 }
 
-/// Runs `plan`, expects it to fail naming the users source, created_at and 'soon', and to be
-/// recorded as a failed run that awarded nothing.
-async fn assert_the_run_fails_naming_soon(host: &TestHost, plan: &Plan) {
-    let error = host.try_run(plan, at(AS_OF)).await.expect_err("the run should fail");
-
-    let message = format!("{error:#}");
+/// Asserts that the run's badge failed naming the users source, created_at and 'soon'.
+fn assert_the_badge_failed_naming_soon(report: &RunReport) {
+    assert_eq!(crate::support::status(report, "member"), "failed", "{report:?}");
+    let message = report.badges[0].message.clone().unwrap_or_default();
     for fragment in ["source 'users'", "column 'created_at'", "'soon'"] {
         assert!(message.contains(fragment), "the message should contain {fragment}: {message}");
     }
-    assert_eq!(host.awards().await, pairs(&[]));
-    let failed = host.count("SELECT COUNT(*) FROM accolade_runs WHERE outcome = 'failed'").await;
-    assert_eq!(failed, 1, "the run is recorded as failed");
-    let recorded = host.text("SELECT message FROM accolade_runs").await.unwrap_or_default();
+}
+
+/// Asserts that `awards` recorded one partial run whose badge failed naming 'soon'.
+async fn assert_recorded_as_failed_naming_soon(awards: &TestHost) {
+    assert_eq!(awards.awards().await, pairs(&[]));
+    let partial = awards.count("SELECT COUNT(*) FROM accolade_runs WHERE outcome = 'partial'").await;
+    assert_eq!(partial, 1, "the run is recorded as partial: a badge failed");
+    let recorded =
+        awards.text("SELECT message FROM accolade_run_badges WHERE outcome = 'failed'").await.unwrap_or_default();
     assert!(recorded.contains("'soon'"), "the recorded message names the value: {recorded}");
+}
+
+/// Runs `plan`, expects its badge to fail naming the users source, created_at and 'soon', and
+/// the run to be recorded with that failure and no award.
+async fn assert_the_run_fails_naming_soon(host: &TestHost, plan: &Plan) {
+    let report = host.run(plan, at(AS_OF)).await;
+    assert_the_badge_failed_naming_soon(&report);
+    assert_recorded_as_failed_naming_soon(host).await;
 }
 
 #[rstest::rstest]
@@ -662,14 +674,11 @@ async fn an_unreadable_created_at_read_through_copy_names_source_column_and_valu
     let db = Db::connect(host.url()).await.expect("connecting to the host");
     let store = Store::new(Db::connect(awards.url()).await.expect("connecting to the awards database"));
 
-    let error = execute(&plan, &db, &store, Some(at(AS_OF)), false, &[]).await.expect_err("the run should fail");
+    let report = execute(&plan, &db, &store, Some(at(AS_OF)), false, &[]).await.expect("the run should end");
 
-    let message = format!("{error:#}");
-    for fragment in ["source 'users'", "column 'created_at'", "row 2", "'soon'"] {
-        assert!(message.contains(fragment), "the message should contain {fragment}: {message}");
-    }
-    assert_eq!(awards.awards().await, pairs(&[]));
-    assert_eq!(awards.count("SELECT COUNT(*) FROM accolade_runs WHERE outcome = 'failed'").await, 1);
+    assert_the_badge_failed_naming_soon(&report);
+    assert!(report.badges[0].message.as_deref().unwrap_or_default().contains("row 2"), "{report:?}");
+    assert_recorded_as_failed_naming_soon(&awards).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -687,14 +696,11 @@ async fn an_unreadable_created_at_read_through_copy_fails_the_run_naming_source_
     let db = Db::Postgres(pool);
     let store = Store::new(db.clone());
 
-    let error = execute(&plan, &db, &store, Some(at(AS_OF)), false, &[]).await.expect_err("the run should fail");
+    let report = execute(&plan, &db, &store, Some(at(AS_OF)), false, &[]).await.expect("the run should end");
     db.close().await;
 
-    let message = format!("{error:#}");
-    for fragment in ["source 'users'", "column 'created_at'", "'soon'"] {
-        assert!(message.contains(fragment), "the message should contain {fragment}: {message}");
-    }
-    assert_eq!(host.count("SELECT COUNT(*) FROM accolade_runs WHERE outcome = 'failed'").await, 1);
+    assert_the_badge_failed_naming_soon(&report);
+    assert_recorded_as_failed_naming_soon(&host).await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -226,16 +226,16 @@ posts = "SELECT user_id, created_at FROM forum_posts"
 }
 
 // ---------------------------------------------------------------------------------------
-// Values that cannot be read fail the run
+// Values that cannot be read fail the badges that read them
 // ---------------------------------------------------------------------------------------
 
-/// Runs the poster badge with `sources`, expects the run to fail, and returns the message.
+/// Runs the poster badge with `sources`, expects the badge to fail, and returns its message.
 async fn failing_run(host: &TestHost, sources: &str) -> String {
     let plan = host.plan(&host.config(&poster(), sources));
-    let error = host.try_run(&plan, at("2026-06-15T12:00:00Z")).await.expect_err("the run should fail");
-    let message = format!("{error:#}");
-    assert_eq!(host.awards().await, pairs(&[]), "a failed run awards nothing");
-    message
+    let report = host.run(&plan, at("2026-06-15T12:00:00Z")).await;
+    assert_eq!(crate::support::status(&report, "poster"), "failed", "{report:?}");
+    assert_eq!(host.awards().await, pairs(&[]), "a failed badge awards nothing");
+    report.badges.iter().find_map(|b| b.message.clone()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]

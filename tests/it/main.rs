@@ -4,6 +4,7 @@ mod databases;
 mod errors;
 mod explain;
 mod formulas;
+mod hardening;
 mod lifecycle;
 mod openbadges;
 mod operations;

@@ -33,9 +33,9 @@ impl Browser {
                 std::env::var_os("CI").is_none(),
                 "CI is set but {CHROMIUM} or {CHROMEDRIVER} is missing: .ci/run installs chromium and chromium-driver"
             );
-            eprintln!(
-                "skipping: {CHROMIUM} and {CHROMEDRIVER} are not installed (apt-get install chromium chromium-driver)"
-            );
+            crate::support::announce_skip(&format!(
+                "{CHROMIUM} and {CHROMEDRIVER} are not installed (apt-get install chromium chromium-driver)"
+            ));
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();

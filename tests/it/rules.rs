@@ -264,24 +264,24 @@ async fn a_week_that_spans_new_year_is_one_week(
 ) {
     let Some(_backend) = use_backend(backend) else { return };
     let host = TestHost::canonical().await;
-    host.add_members([1], "2026-01-01 00:00:00").await;
-    // Tue 2026-12-29 .. Sun 2027-01-03 (EST): one ISO week, two months, two years.
+    host.add_members([1], "2025-01-01 00:00:00").await;
+    // Tue 2025-12-30 .. Sun 2026-01-04 (EST): one ISO week, two months, two years.
     host.add_events(
         "connections",
         1,
         &[
-            "2026-12-29 17:00:00",
-            "2026-12-30 17:00:00",
-            "2026-12-31 17:00:00",
-            "2027-01-01 17:00:00",
-            "2027-01-04 04:00:00", // Sun 2027-01-03 23:00 EST
+            "2025-12-30 17:00:00",
+            "2025-12-31 17:00:00",
+            "2026-01-01 17:00:00",
+            "2026-01-02 17:00:00",
+            "2026-01-05 04:00:00", // Sun 2026-01-04 23:00 EST
         ],
     )
     .await;
     let badges = week_badge(5) + &badge("networker", r#"{ type = "social_connections", min = 4, period = "month" }"#);
     let plan = host.plan(&host.config_in(NEW_YORK, &badges, CANONICAL_SOURCES));
 
-    host.run(&plan, at("2027-02-01T00:00:00Z")).await;
+    host.run(&plan, at("2026-02-01T00:00:00Z")).await;
 
     assert_eq!(host.awards().await, pairs(&[("butterfly", 1)]));
 }
@@ -351,11 +351,11 @@ async fn one_month_after_january_31_is_february_28_and_blocked_members_never_qua
     host.run(&plan, at("2026-02-28T15:00:00Z")).await; // Feb 28 10:00 EST
     assert_eq!(host.awards().await, pairs(&[("month-old", 1)]));
 
-    host.run(&plan, at("2030-01-01T00:00:00Z")).await;
+    host.run(&plan, at("2026-11-01T00:00:00Z")).await;
     assert_eq!(host.awards().await, pairs(&[("month-old", 1), ("month-old", 3)]));
     let awards = host.stored_awards().await;
     assert_eq!(awards[0].awarded_at, "2026-02-28T15:00:00Z");
-    assert_eq!(awards[1].awarded_at, "2030-01-01T00:00:00Z");
+    assert_eq!(awards[1].awarded_at, "2026-11-01T00:00:00Z");
 }
 
 #[rstest::rstest]

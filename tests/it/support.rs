@@ -62,10 +62,19 @@ pub fn use_backend(backend: Backend) -> Option<BackendGuard> {
         if std::env::var_os("CI").is_some() {
             panic!("{backend:?} is not reachable at {url}, and CI is set: the server must be up");
         }
-        eprintln!("skipped on {backend:?}: no server at {url} (start it, or set ACCOLADE_TEST_*_URL)");
+        announce_skip(&format!("no {backend:?} server at {url} (start it, or set ACCOLADE_TEST_*_URL)"));
         return None;
     }
     Some(BackendGuard(CURRENT.with(|c| c.replace(backend))))
+}
+
+/// Says, in plain `cargo test` output, that the running test skipped its work and why: the
+/// line goes straight to the process's standard error, past the test harness's capture, so
+/// a skipped test is never mistaken for a pass.
+pub fn announce_skip(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// The admin URL of a server backend (empty for SQLite).
