@@ -1,5 +1,6 @@
-//! PostgreSQL's bulk paths for awards: COPY in (through a session staging table) and binary
-//! COPY out, instead of multi-row statements.
+//! PostgreSQL's bulk paths for awards: COPY straight into the awards and outbox tables in
+//! primary-key order (falling back to a staging table and `ON CONFLICT DO NOTHING` only when
+//! another writer raced the run), and binary COPY out, instead of multi-row statements.
 
 use super::{AwardKind, Inserted};
 use crate::evaluate::awards_frame;
@@ -66,34 +67,104 @@ async fn write_chunks(
 ) -> Result<(HashMap<String, u64>, bool)> {
     let mut per_badge: HashMap<String, u64> = HashMap::new();
     let mut conn = pool.acquire().await.context("connecting to insert awards")?;
-    sqlx::query(STAGING).execute(&mut *conn).await.context("creating the staging table")?;
     for chunk in chunks {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Ok((per_badge, true));
         }
-        // Badge ids are letters, digits, '-', '_' and '.', so COPY's text format needs no escaping.
-        let mut text = String::with_capacity(chunk.len() * 32);
-        for (badge, user) in chunk {
-            let kind = kind_of(badge);
-            let _ =
-                writeln!(text, "{badge}\t{user}\t{}\t{}", kind.source.as_str(), if kind.notify { 't' } else { 'f' });
-        }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await.context("starting an awards transaction")?;
-        let mut copy = tx.copy_in_raw("COPY accolade_staging FROM STDIN").await.context("staging awards")?;
-        copy.send(text.as_bytes()).await.context("staging awards")?;
-        copy.finish().await.context("staging awards")?;
-        let inserted: Vec<(String, i64)> = sqlx::query_as(include_str!("../../sql/postgres/insert_awards.sql"))
-            .bind(awarded_at)
-            .bind(run_id)
-            .fetch_all(&mut *tx)
-            .await
-            .context("inserting awards")?;
-        tx.commit().await.context("committing awards")?;
-        for (badge, n) in inserted {
-            *per_badge.entry(badge).or_default() += n as u64;
+        let written = match copy_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await {
+            Ok(()) => count_chunk(chunk),
+            // Another writer (a manual `award`, a run of another shard with overlapping ids)
+            // stored one of these pairs since the run read the existing awards: the COPY rolled
+            // back whole, and the conflict-skipping path stores the rest.
+            Err(error) if is_unique_violation(&error) => {
+                tracing::debug!("a concurrent writer stored some of these awards: skipping them");
+                stage_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await?
+            }
+            Err(error) => return Err(anyhow::Error::new(error).context("inserting awards")),
+        };
+        for (badge, n) in written {
+            *per_badge.entry(badge).or_default() += n;
         }
     }
     Ok((per_badge, false))
+}
+
+/// New awards per badge of a chunk that was stored whole.
+fn count_chunk(chunk: &[(&str, i64)]) -> Vec<(String, u64)> {
+    chunk.chunk_by(|a, b| a.0 == b.0).map(|group| (group[0].0.to_string(), group.len() as u64)).collect()
+}
+
+/// Whether a write failed on a unique key (SQLSTATE 23505).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "23505")
+}
+
+/// The fast path: one transaction that COPYs the chunk's awards straight into
+/// `accolade_awards` (already in primary-key order: badge, then member), and the announced
+/// ones into `accolade_outbox`, with no conflict check. A run holds the run lock and removed
+/// the existing awards with an anti-join, so every row is new unless another writer raced it;
+/// then the database's unique key refuses the transaction and nothing of it is kept.
+async fn copy_chunk(
+    conn: &mut sqlx::postgres::PgConnection,
+    chunk: &[(&str, i64)],
+    awarded_at: DateTime<Utc>,
+    kind_of: &(impl Fn(&str) -> AwardKind + Sync),
+    run_id: Option<i64>,
+) -> Result<(), sqlx::Error> {
+    let at = awarded_at.to_rfc3339();
+    let run = run_id.map_or_else(|| "\\N".to_string(), |id| id.to_string());
+    let mut awards = String::with_capacity(chunk.len() * 64);
+    let mut outbox = String::new();
+    for (badge, user) in chunk {
+        let kind = kind_of(badge);
+        // Badge ids are letters, digits, '-', '_' and '.', so COPY's text format needs no escaping.
+        let notify = if kind.notify { 't' } else { 'f' };
+        let _ = writeln!(awards, "{badge}\t{user}\t{at}\t{}\t{run}\t{notify}", kind.source.as_str());
+        if kind.notify {
+            let _ = writeln!(outbox, "{badge}\t{user}\t{at}\tdeferred");
+        }
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut copy = tx
+        .copy_in_raw("COPY accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify) FROM STDIN")
+        .await?;
+    copy.send(awards.as_bytes()).await?;
+    copy.finish().await?;
+    if !outbox.is_empty() {
+        let mut copy = tx.copy_in_raw("COPY accolade_outbox (badge_id, user_id, created_at, state) FROM STDIN").await?;
+        copy.send(outbox.as_bytes()).await?;
+        copy.finish().await?;
+    }
+    tx.commit().await
+}
+
+/// The fallback: the chunk staged in the session's temporary table, then moved with
+/// `ON CONFLICT DO NOTHING` (pairs another writer stored are skipped); new awards per badge.
+async fn stage_chunk(
+    conn: &mut sqlx::postgres::PgConnection,
+    chunk: &[(&str, i64)],
+    awarded_at: DateTime<Utc>,
+    kind_of: &(impl Fn(&str) -> AwardKind + Sync),
+    run_id: Option<i64>,
+) -> Result<Vec<(String, u64)>> {
+    sqlx::query(STAGING).execute(&mut *conn).await.context("creating the staging table")?;
+    let mut text = String::with_capacity(chunk.len() * 32);
+    for (badge, user) in chunk {
+        let kind = kind_of(badge);
+        let _ = writeln!(text, "{badge}\t{user}\t{}\t{}", kind.source.as_str(), if kind.notify { 't' } else { 'f' });
+    }
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.context("starting an awards transaction")?;
+    let mut copy = tx.copy_in_raw("COPY accolade_staging FROM STDIN").await.context("staging awards")?;
+    copy.send(text.as_bytes()).await.context("staging awards")?;
+    copy.finish().await.context("staging awards")?;
+    let inserted: Vec<(String, i64)> = sqlx::query_as(include_str!("../../sql/postgres/insert_awards.sql"))
+        .bind(awarded_at)
+        .bind(run_id)
+        .fetch_all(&mut *tx)
+        .await
+        .context("inserting awards")?;
+    tx.commit().await.context("committing awards")?;
+    Ok(inserted.into_iter().map(|(badge, n)| (badge, n.max(0) as u64)).collect())
 }
 
 /// Counts in the order badges appear in `rows` (zero for badges with none new).

@@ -1644,3 +1644,42 @@ async fn the_moodle_example_tolerates_a_contact_without_timecreated() {
     let old_contact = "INSERT INTO mdl_message_contacts (userid, contactid, timecreated) VALUES (4, 3, NULL)";
     run_moodle_example(Backend::Postgres, old_contact, |text| text).await;
 }
+
+// ---------------------------------------------------------------------------------------
+// A writer that races the run's write
+// ---------------------------------------------------------------------------------------
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manual_award_stored_after_the_run_read_the_existing_awards_is_kept_and_not_duplicated(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    use accolade::store::{AwardKind, AwardSource};
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::canonical().await;
+    host.add_members(1..=5, "2026-01-01 00:00:00").await;
+    let plan = host
+        .plan(&host.config(&badge("poster", r#"{ type = "posts_sent", min = 1 }"#), crate::support::CANONICAL_SOURCES));
+    host.run(&plan, at(AS_OF)).await; // creates the tables and records the badge
+    let store = host.store();
+    // The run's candidates, as computed before the manual award lands.
+    let candidates =
+        accolade::evaluate::awards_frame(vec!["poster".to_string(); 5], (1..=5).collect()).expect("a candidates frame");
+    let manual = AwardKind { source: AwardSource::Manual, notify: true };
+    let by_hand = accolade::evaluate::awards_frame(vec!["poster".to_string()], vec![3]).expect("a frame");
+    let manual_kinds = std::collections::HashMap::from([("poster".to_string(), manual)]);
+    let landed = store.insert_awards(&by_hand, at(AS_OF), &manual_kinds, manual, None, None).await.expect("award");
+    assert_eq!(landed.counts, vec![("poster".to_string(), 1)]);
+
+    let rule = AwardKind { source: AwardSource::Rule, notify: true };
+    let kinds = std::collections::HashMap::from([("poster".to_string(), rule)]);
+    let written = store.insert_awards(&candidates, at(AS_OF), &kinds, rule, Some(1), None).await;
+
+    let written = written.expect("the run's write goes on past the pair another writer stored");
+    assert_eq!(written.counts, vec![("poster".to_string(), 4)], "the raced pair is not counted as new");
+    assert_eq!(host.holders("poster").await, vec![1, 2, 3, 4, 5], "each award exactly once");
+    let sources: Vec<(i64, String)> = host.stored_awards().await.into_iter().map(|a| (a.user_id, a.source)).collect();
+    assert!(sources.contains(&(3, "manual".to_string())), "the manual award keeps its source: {sources:?}");
+    let queued = host.count("SELECT COUNT(*) FROM accolade_outbox WHERE badge_id = 'poster'").await;
+    assert_eq!(queued, 5, "every new award queued once, the manual one included");
+}
