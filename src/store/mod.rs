@@ -345,16 +345,20 @@ impl Store {
                             query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
                         // Queue what the stored awards say to announce: a pair that already
                         // existed keeps its own flag, and the outbox key stops a second queueing.
-                        let mut queue = QueryBuilder::new(queue_head.as_str());
-                        queue.push("SELECT badge_id, user_id, ").push_bind(awarded_at);
-                        queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
-                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
-                        let mut list = queue.separated(", ");
-                        for (_, user) in group {
-                            list.push_bind(*user);
+                        // Awards not to announce (a quiet backfill) queue nothing new: a pair
+                        // another writer stored was queued by that writer.
+                        if kind.notify {
+                            let mut queue = QueryBuilder::new(queue_head.as_str());
+                            queue.push("SELECT badge_id, user_id, ").push_bind(awarded_at);
+                            queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
+                            queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
+                            let mut list = queue.separated(", ");
+                            for (_, user) in group {
+                                list.push_bind(*user);
+                            }
+                            queue.push(")").push(suffix);
+                            queue.build().execute(&mut *tx).await.context("queueing notifications")?;
                         }
-                        queue.push(")").push(suffix);
-                        queue.build().execute(&mut *tx).await.context("queueing notifications")?;
                         match counts.last_mut() {
                             Some((b, n)) if b == badge => *n += inserted,
                             _ => counts.push((badge.to_string(), inserted)),
