@@ -134,15 +134,17 @@ impl Rule {
     pub fn in_words(&self) -> String {
         match self {
             Rule::SocialConnections { min, period } => {
-                format!("made at least {min} {} within one calendar {period}", plural(*min, "connection"))
+                format!("have made at least {min} {} within one calendar {period}", plural(*min, "connection"))
             }
             Rule::AccountAge { min } => format!("have been members for at least {min} and are not blocked"),
             Rule::PostsSent { min } => {
-                format!("wrote at least {min} {} or {}", plural(*min, "post"), plural(*min, "comment"))
+                format!("have written at least {min} {} or {}", plural(*min, "post"), plural(*min, "comment"))
             }
-            Rule::TrainingCompleted { training } => format!("completed the training '{}'", training.as_text()),
-            Rule::TrainingPassed { training } => format!("passed the training '{}'", training.as_text()),
-            Rule::TrainingEnrolled { training } => format!("enrolled in the training '{}'", training.as_text()),
+            Rule::TrainingCompleted { training } => format!("have completed the training \"{}\"", training.as_text()),
+            Rule::TrainingPassed { training } => format!("have passed the training \"{}\"", training.as_text()),
+            Rule::TrainingEnrolled { training } => {
+                format!("have enrolled in the training \"{}\"", training.as_text())
+            }
         }
     }
 }
@@ -169,6 +171,43 @@ impl fmt::Display for Rule {
             Rule::TrainingEnrolled { training } => {
                 write!(f, "enrolled in training '{}'", training.as_text())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rule, TrainingRef};
+    use crate::evaluate::Period;
+    use crate::instant::CalendarSpan;
+
+    #[test]
+    fn every_rule_type_reads_as_a_sentence_about_members() {
+        let span = |text| CalendarSpan::parse(text).expect("a span");
+        let cases = [
+            (
+                Rule::SocialConnections { min: 5, period: Period::Week },
+                "have made at least 5 connections within one calendar week",
+            ),
+            (
+                Rule::SocialConnections { min: 1, period: Period::Month },
+                "have made at least 1 connection within one calendar month",
+            ),
+            (Rule::AccountAge { min: span("1 years") }, "have been members for at least 1 year and are not blocked"),
+            (Rule::PostsSent { min: 1 }, "have written at least 1 post or comment"),
+            (Rule::PostsSent { min: 10 }, "have written at least 10 posts or comments"),
+            (Rule::TrainingCompleted { training: TrainingRef::Number(101) }, "have completed the training \"101\""),
+            (
+                Rule::TrainingPassed { training: TrainingRef::Text("safety".into()) },
+                "have passed the training \"safety\"",
+            ),
+            (
+                Rule::TrainingEnrolled { training: TrainingRef::Text("safety".into()) },
+                "have enrolled in the training \"safety\"",
+            ),
+        ];
+        for (rule, words) in cases {
+            assert_eq!(rule.in_words(), words, "{rule:?}");
         }
     }
 }
