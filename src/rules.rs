@@ -86,46 +86,57 @@ impl Rule {
             Rule::SocialConnections { min, period } => {
                 let (count, best) = features.best_period(*period, since);
                 Check {
-                    label: format!("connections in one {period} >= {min}"),
+                    label: self.in_words(),
                     pass: count.clone().gt_eq(lit(i64::from(*min))),
-                    shown: vec![Shown::count("best", count), Shown::period(*period, best)],
+                    shown: vec![Shown::best_period(*period, count, best)],
                 }
             }
             Rule::AccountAge { min } => {
                 let eligible_from = features.eligible_from(*min);
                 Check {
-                    label: format!("account age >= {min}, not blocked"),
-                    pass: col("blocked").not().and(eligible_from.clone().lt_eq(features.as_of())),
-                    shown: vec![Shown::instant("eligible from", eligible_from), Shown::flag("blocked", col("blocked"))],
+                    label: self.in_words(),
+                    pass: col("blocked").not().and(eligible_from.lt_eq(features.as_of())),
+                    shown: vec![Shown::member_for(), Shown::flag("blocked", col("blocked"))],
                 }
             }
             Rule::PostsSent { min } => {
                 let count = features.column(Feature::Posts { kind: None, since });
                 Check {
-                    label: format!("posts and comments >= {min}"),
+                    label: self.in_words(),
                     pass: count.clone().gt_eq(lit(i64::from(*min))),
-                    shown: vec![Shown::count("has", count)],
+                    shown: vec![Shown::count("posts and comments", count)],
                 }
             }
-            Rule::TrainingCompleted { training } => training_check(features, TrainingState::Completed, training, since),
-            Rule::TrainingPassed { training } => training_check(features, TrainingState::Passed, training, since),
-            Rule::TrainingEnrolled { training } => training_check(features, TrainingState::Enrolled, training, since),
+            Rule::TrainingCompleted { training } => {
+                self.training_check(features, TrainingState::Completed, training, since)
+            }
+            Rule::TrainingPassed { training } => self.training_check(features, TrainingState::Passed, training, since),
+            Rule::TrainingEnrolled { training } => {
+                self.training_check(features, TrainingState::Enrolled, training, since)
+            }
         }
     }
-}
 
-fn training_check(
-    features: &mut FeatureSet,
-    state: TrainingState,
-    training: &TrainingRef,
-    since: Option<i64>,
-) -> Check {
-    let id = training.as_text();
-    let count = features.column(Feature::Trainings { state, training: Some(id.clone()), since });
-    Check {
-        label: format!("{state} training '{id}'"),
-        pass: count.clone().gt_eq(lit(1i64)),
-        shown: vec![Shown::flag("done", count.gt_eq(lit(1i64)))],
+    /// A training rule's check: at least one row of the training in that state.
+    fn training_check(
+        &self,
+        features: &mut FeatureSet,
+        state: TrainingState,
+        training: &TrainingRef,
+        since: Option<i64>,
+    ) -> Check {
+        let id = training.as_text();
+        let count = features.column(Feature::Trainings { state, training: Some(id.clone()), since });
+        let name = match state {
+            TrainingState::Enrolled => "enrolled",
+            TrainingState::Completed => "completed",
+            TrainingState::Passed => "passed",
+        };
+        Check {
+            label: self.in_words(),
+            pass: count.clone().gt_eq(lit(1i64)),
+            shown: vec![Shown::flag(name, count.gt_eq(lit(1i64)))],
+        }
     }
 }
 

@@ -21,6 +21,27 @@ pub fn clause_in_words(clause: &Clause) -> String {
     words(clause, false).text
 }
 
+/// What a metric's value is, as the name of a value shown beside it: "posts and comments",
+/// "sign-ins"; a host metric by its own name.
+pub fn metric_in_words(name: &str) -> String {
+    let (head, kind) = match name.split_once('.') {
+        Some((head, kind)) => (head, Some(kind)),
+        None => (name, None),
+    };
+    match (head, kind) {
+        ("posts", None) => "posts and comments".to_string(),
+        ("posts", Some(kind)) => format!("posts of kind \"{kind}\""),
+        ("distinct_threads", None) => "threads posted in".to_string(),
+        ("distinct_threads", Some(kind)) => format!("threads with posts of kind \"{kind}\""),
+        ("connections", None) => "connections".to_string(),
+        ("logins", None) => "sign-ins".to_string(),
+        ("trainings_enrolled", None) => "trainings enrolled in".to_string(),
+        ("trainings_completed", None) => "trainings completed".to_string(),
+        ("trainings_passed", None) => "trainings passed".to_string(),
+        _ => name.to_string(),
+    }
+}
+
 /// A formula with every NOT pushed down to the clauses, chains of one operator flattened.
 enum Phrase<'a> {
     All(Vec<Phrase<'a>>),
