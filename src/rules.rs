@@ -86,46 +86,57 @@ impl Rule {
             Rule::SocialConnections { min, period } => {
                 let (count, best) = features.best_period(*period, since);
                 Check {
-                    label: format!("connections in one {period} >= {min}"),
+                    label: self.in_words(),
                     pass: count.clone().gt_eq(lit(i64::from(*min))),
-                    shown: vec![Shown::count("best", count), Shown::period(*period, best)],
+                    shown: vec![Shown::best_period(*period, count, best)],
                 }
             }
             Rule::AccountAge { min } => {
                 let eligible_from = features.eligible_from(*min);
                 Check {
-                    label: format!("account age >= {min}, not blocked"),
-                    pass: col("blocked").not().and(eligible_from.clone().lt_eq(features.as_of())),
-                    shown: vec![Shown::instant("eligible from", eligible_from), Shown::flag("blocked", col("blocked"))],
+                    label: self.in_words(),
+                    pass: col("blocked").not().and(eligible_from.lt_eq(features.as_of())),
+                    shown: vec![Shown::member_for(), Shown::flag("blocked", col("blocked"))],
                 }
             }
             Rule::PostsSent { min } => {
                 let count = features.column(Feature::Posts { kind: None, since });
                 Check {
-                    label: format!("posts and comments >= {min}"),
+                    label: self.in_words(),
                     pass: count.clone().gt_eq(lit(i64::from(*min))),
-                    shown: vec![Shown::count("has", count)],
+                    shown: vec![Shown::count("posts and comments", count)],
                 }
             }
-            Rule::TrainingCompleted { training } => training_check(features, TrainingState::Completed, training, since),
-            Rule::TrainingPassed { training } => training_check(features, TrainingState::Passed, training, since),
-            Rule::TrainingEnrolled { training } => training_check(features, TrainingState::Enrolled, training, since),
+            Rule::TrainingCompleted { training } => {
+                self.training_check(features, TrainingState::Completed, training, since)
+            }
+            Rule::TrainingPassed { training } => self.training_check(features, TrainingState::Passed, training, since),
+            Rule::TrainingEnrolled { training } => {
+                self.training_check(features, TrainingState::Enrolled, training, since)
+            }
         }
     }
-}
 
-fn training_check(
-    features: &mut FeatureSet,
-    state: TrainingState,
-    training: &TrainingRef,
-    since: Option<i64>,
-) -> Check {
-    let id = training.as_text();
-    let count = features.column(Feature::Trainings { state, training: Some(id.clone()), since });
-    Check {
-        label: format!("{state} training '{id}'"),
-        pass: count.clone().gt_eq(lit(1i64)),
-        shown: vec![Shown::flag("done", count.gt_eq(lit(1i64)))],
+    /// A training rule's check: at least one row of the training in that state.
+    fn training_check(
+        &self,
+        features: &mut FeatureSet,
+        state: TrainingState,
+        training: &TrainingRef,
+        since: Option<i64>,
+    ) -> Check {
+        let id = training.as_text();
+        let count = features.column(Feature::Trainings { state, training: Some(id.clone()), since });
+        let name = match state {
+            TrainingState::Enrolled => "enrolled",
+            TrainingState::Completed => "completed",
+            TrainingState::Passed => "passed",
+        };
+        Check {
+            label: self.in_words(),
+            pass: count.clone().gt_eq(lit(1i64)),
+            shown: vec![Shown::flag(name, count.gt_eq(lit(1i64)))],
+        }
     }
 }
 
@@ -134,15 +145,17 @@ impl Rule {
     pub fn in_words(&self) -> String {
         match self {
             Rule::SocialConnections { min, period } => {
-                format!("made at least {min} {} within one calendar {period}", plural(*min, "connection"))
+                format!("have made at least {min} {} within one calendar {period}", plural(*min, "connection"))
             }
             Rule::AccountAge { min } => format!("have been members for at least {min} and are not blocked"),
             Rule::PostsSent { min } => {
-                format!("wrote at least {min} {} or {}", plural(*min, "post"), plural(*min, "comment"))
+                format!("have written at least {min} {} or {}", plural(*min, "post"), plural(*min, "comment"))
             }
-            Rule::TrainingCompleted { training } => format!("completed the training '{}'", training.as_text()),
-            Rule::TrainingPassed { training } => format!("passed the training '{}'", training.as_text()),
-            Rule::TrainingEnrolled { training } => format!("enrolled in the training '{}'", training.as_text()),
+            Rule::TrainingCompleted { training } => format!("have completed the training \"{}\"", training.as_text()),
+            Rule::TrainingPassed { training } => format!("have passed the training \"{}\"", training.as_text()),
+            Rule::TrainingEnrolled { training } => {
+                format!("have enrolled in the training \"{}\"", training.as_text())
+            }
         }
     }
 }
@@ -169,6 +182,43 @@ impl fmt::Display for Rule {
             Rule::TrainingEnrolled { training } => {
                 write!(f, "enrolled in training '{}'", training.as_text())
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Rule, TrainingRef};
+    use crate::evaluate::Period;
+    use crate::instant::CalendarSpan;
+
+    #[test]
+    fn every_rule_type_reads_as_a_sentence_about_members() {
+        let span = |text| CalendarSpan::parse(text).expect("a span");
+        let cases = [
+            (
+                Rule::SocialConnections { min: 5, period: Period::Week },
+                "have made at least 5 connections within one calendar week",
+            ),
+            (
+                Rule::SocialConnections { min: 1, period: Period::Month },
+                "have made at least 1 connection within one calendar month",
+            ),
+            (Rule::AccountAge { min: span("1 years") }, "have been members for at least 1 year and are not blocked"),
+            (Rule::PostsSent { min: 1 }, "have written at least 1 post or comment"),
+            (Rule::PostsSent { min: 10 }, "have written at least 10 posts or comments"),
+            (Rule::TrainingCompleted { training: TrainingRef::Number(101) }, "have completed the training \"101\""),
+            (
+                Rule::TrainingPassed { training: TrainingRef::Text("safety".into()) },
+                "have passed the training \"safety\"",
+            ),
+            (
+                Rule::TrainingEnrolled { training: TrainingRef::Text("safety".into()) },
+                "have enrolled in the training \"safety\"",
+            ),
+        ];
+        for (rule, words) in cases {
+            assert_eq!(rule.in_words(), words, "{rule:?}");
         }
     }
 }

@@ -1,12 +1,14 @@
 //! `accolade explain --user ID`: why a member has, or hasn't, each badge.
 //!
 //! For each badge (or one): whether the member holds it (since when, from which run or by
-//! hand), and every clause of its rule or formula with the member's actual value beside the
-//! threshold, computed by the same compiled checks a run uses.
+//! hand), and its criterion with the member's outcome: a rule's check, or a formula's tree
+//! (AND, OR, NOT and each clause on its own line, each with its own ✓ or ✗), with the member's
+//! values in plain words beside each check, all computed by the same compiled expressions a run
+//! uses. `--format json` gives a host UI the same, as one JSON document.
 
 use super::{Outcome, connect, load_plan};
 use crate::config::plan::{Badge, Criterion, Plan};
-use crate::evaluate::{BadgeExplanation, CheckOutcome, Context, Evaluation};
+use crate::evaluate::{BadgeExplanation, CheckOutcome, Context, Evaluation, NodeOutcome};
 use crate::instant;
 use crate::sources::{self, SourceKind};
 use crate::store::StoredAward;
@@ -26,6 +28,15 @@ pub struct Opts {
     /// Evaluate as of this instant (RFC 3339, or a date in the evaluation timezone); default now.
     #[arg(long, value_name = "INSTANT")]
     pub as_of: Option<String>,
+    /// text (for people) or json (one document, for a host UI).
+    #[arg(long, default_value = "text")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
@@ -47,7 +58,13 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     .await;
     super::disconnect(&db, &store).await;
     let (held, explained) = result?;
-    print!("{}", render(&plan, &badges, opts.user, as_of, &held, explained.as_ref()));
+    match opts.format {
+        Format::Text => print!("{}", render(&plan, &badges, opts.user, as_of, &held, explained.as_ref())),
+        Format::Json => {
+            let document = render_json(&plan, &badges, opts.user, as_of, &held, explained.as_ref());
+            println!("{}", serde_json::to_string_pretty(&document)?);
+        }
+    }
     Ok(Outcome::Success)
 }
 
@@ -74,11 +91,11 @@ pub async fn explain(
         badges.extend(unavailable.into_iter().map(|(badge_id, message)| BadgeExplanation {
             badge_id,
             qualifies: false,
-            checks: vec![CheckOutcome {
+            tree: NodeOutcome::Check(CheckOutcome {
                 label: format!("cannot be evaluated: {message}"),
                 pass: false,
                 values: vec![],
-            }],
+            }),
         }));
         badges
     }))
@@ -114,17 +131,122 @@ pub fn render(
         }
         match (&badge.criterion, by_id.get(badge.id.as_str())) {
             (Criterion::Manual, _) => out.push_str("  awarded by hand only\n"),
-            (_, Some(explanation)) => {
-                for check in &explanation.checks {
-                    let mark = if check.pass { "✓" } else { "✗" };
-                    let values: Vec<String> = check.values.iter().map(|(n, v)| format!("{n} {v}")).collect();
-                    out.push_str(&format!("  {}  {mark} ({})\n", check.label, values.join(", ")));
+            (Criterion::Formula { .. }, Some(explanation)) => {
+                write_node(&mut out, &explanation.tree, 1);
+                write_verdict(&mut out, explanation.qualifies);
+            }
+            (Criterion::Rule(_), Some(explanation)) => {
+                // A rule's checks stay a flat list: they all have to hold.
+                for check in explanation.checks() {
+                    write_check(&mut out, check, 1);
                 }
-                let verdict = if explanation.qualifies { "qualifies" } else { "does not qualify" };
-                out.push_str(&format!("  → {verdict}\n"));
+                write_verdict(&mut out, explanation.qualifies);
             }
             (_, None) => {}
         }
     }
     out
+}
+
+/// Indentation of tree level `depth`: two spaces for the badge's lines, four more per level.
+fn indent(depth: usize) -> String {
+    " ".repeat(2 + 4 * depth.saturating_sub(1))
+}
+
+fn mark(pass: bool) -> &'static str {
+    if pass { "✓" } else { "✗" }
+}
+
+/// A node on its own line with its outcome, its children below it, one level deeper.
+fn write_node(out: &mut String, node: &NodeOutcome, depth: usize) {
+    let (group, children): (&str, Vec<&NodeOutcome>) = match node {
+        NodeOutcome::All { children, .. } => ("all of:", children.iter().collect()),
+        NodeOutcome::Any { children, .. } => ("any of:", children.iter().collect()),
+        NodeOutcome::Not { child, .. } => ("not:", vec![child.as_ref()]),
+        NodeOutcome::Check(check) => return write_check(out, check, depth),
+    };
+    out.push_str(&format!("{}{} {group}\n", indent(depth), mark(node.pass())));
+    for child in children {
+        write_node(out, child, depth + 1);
+    }
+}
+
+/// `✓ label — name: value; name: value`.
+fn write_check(out: &mut String, check: &CheckOutcome, depth: usize) {
+    out.push_str(&format!("{}{} {}", indent(depth), mark(check.pass), check.label));
+    if !check.values.is_empty() {
+        let values: Vec<String> = check.values.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+        out.push_str(&format!(" — {}", values.join("; ")));
+    }
+    out.push('\n');
+}
+
+fn write_verdict(out: &mut String, qualifies: bool) {
+    out.push_str(if qualifies { "  → qualifies\n" } else { "  → does not qualify\n" });
+}
+
+/// The explanation as one JSON document: the member, the instant and one object per badge with
+/// `badge_id`, `held` (and `since`, `source`, `run` when held), `qualifies` and, when the badge
+/// was evaluated, its `tree` of nodes `{op, pass, label?, values?, children?}`.
+pub fn render_json(
+    plan: &Plan,
+    badges: &[&Badge],
+    user_id: i64,
+    as_of: chrono::DateTime<Utc>,
+    held: &[(StoredAward, Option<i64>)],
+    explained: Option<&Vec<BadgeExplanation>>,
+) -> serde_json::Value {
+    let held: BTreeMap<&str, &(StoredAward, Option<i64>)> = held.iter().map(|h| (h.0.badge_id.as_str(), h)).collect();
+    let by_id: BTreeMap<&str, &BadgeExplanation> =
+        explained.map(|e| e.iter().map(|b| (b.badge_id.as_str(), b)).collect()).unwrap_or_default();
+    let badges: Vec<serde_json::Value> = badges
+        .iter()
+        .map(|badge| {
+            let mut object = serde_json::json!({
+                "badge_id": badge.id,
+                "name": badge.name,
+                "status": badge.status.as_str(),
+                "criterion": badge.criterion.type_name(),
+                "held": held.contains_key(badge.id.as_str()),
+            });
+            if let Some((award, run)) = held.get(badge.id.as_str()) {
+                object["since"] = award.awarded_at.clone().into();
+                object["source"] = award.source.clone().into();
+                object["run"] = (*run).into();
+            }
+            if let Some(since) = badge.activity_since {
+                object["activity_since"] = instant::format_utc(since).into();
+            }
+            let explanation = by_id.get(badge.id.as_str());
+            object["qualifies"] = explanation.is_some_and(|e| e.qualifies).into();
+            if let Some(explanation) = explanation {
+                object["tree"] = node_json(&explanation.tree);
+            }
+            object
+        })
+        .collect();
+    serde_json::json!({
+        "user_id": user_id,
+        "as_of": instant::format_utc(as_of),
+        "timezone": plan.timezone.name(),
+        "member": explained.is_some(),
+        "badges": badges,
+    })
+}
+
+fn node_json(node: &NodeOutcome) -> serde_json::Value {
+    let group = |op: &str, children: Vec<&NodeOutcome>| {
+        let children: Vec<serde_json::Value> = children.into_iter().map(node_json).collect();
+        serde_json::json!({ "op": op, "pass": node.pass(), "children": children })
+    };
+    match node {
+        NodeOutcome::All { children, .. } => group("and", children.iter().collect()),
+        NodeOutcome::Any { children, .. } => group("or", children.iter().collect()),
+        NodeOutcome::Not { child, .. } => group("not", vec![child.as_ref()]),
+        NodeOutcome::Check(check) => {
+            let values: Vec<serde_json::Value> =
+                check.values.iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect();
+            serde_json::json!({ "op": "clause", "pass": check.pass, "label": check.label, "values": values })
+        }
+    }
 }

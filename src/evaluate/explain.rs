@@ -1,20 +1,59 @@
 //! One member's side of every check: the values behind "why didn't I get this badge?".
 //!
-//! Evaluates the same compiled checks as a run, on the member's row of the feature frame,
-//! and renders each value for people (dates in the evaluation timezone, best week or month).
+//! Evaluates the same compiled check tree as a run, on the member's row of the feature frame:
+//! every node's own expression (so AND, OR and NOT nodes are computed by Polars, as in a
+//! run), and every value shown beside a check, rendered for people in plain words (dates in
+//! the evaluation timezone, "no connections yet", "never").
 
-use super::{Evaluation, Period, ShowAs};
-use crate::instant::{self, date_from_days, month_label};
+use super::{CheckTree, Evaluation, Period, ShowAs};
+use crate::instant::{self, date_from_days};
 use anyhow::{Result, anyhow};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use polars::prelude::*;
 
 /// A check's outcome for one member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckOutcome {
+    /// The check in words, e.g. "have written at least 5 posts or comments".
     pub label: String,
     pub pass: bool,
-    /// `(name, value)` pairs, e.g. `("has", "1")`.
+    /// `(name, value)` pairs in plain words, e.g. `("best week", "no connections yet")`.
     pub values: Vec<(String, String)>,
+}
+
+/// A node of a criterion's tree with its outcome for one member: `pass` is whether the node
+/// itself holds, so a NOT over a failing check passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeOutcome {
+    All { pass: bool, children: Vec<NodeOutcome> },
+    Any { pass: bool, children: Vec<NodeOutcome> },
+    Not { pass: bool, child: Box<NodeOutcome> },
+    Check(CheckOutcome),
+}
+
+impl NodeOutcome {
+    pub fn pass(&self) -> bool {
+        match self {
+            NodeOutcome::All { pass, .. } | NodeOutcome::Any { pass, .. } | NodeOutcome::Not { pass, .. } => *pass,
+            NodeOutcome::Check(check) => check.pass,
+        }
+    }
+
+    /// The checks, left to right.
+    pub fn checks(&self) -> Vec<&CheckOutcome> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            match node {
+                NodeOutcome::All { children, .. } | NodeOutcome::Any { children, .. } => {
+                    stack.extend(children.iter().rev())
+                }
+                NodeOutcome::Not { child, .. } => stack.push(child),
+                NodeOutcome::Check(check) => out.push(check),
+            }
+        }
+        out
+    }
 }
 
 /// A badge's outcome for one member.
@@ -22,7 +61,84 @@ pub struct CheckOutcome {
 pub struct BadgeOutcome {
     pub badge_id: String,
     pub qualifies: bool,
-    pub checks: Vec<CheckOutcome>,
+    /// The criterion's tree: one check for a rule, the formula's structure for a formula.
+    pub tree: NodeOutcome,
+}
+
+impl BadgeOutcome {
+    /// The checks, left to right.
+    pub fn checks(&self) -> Vec<&CheckOutcome> {
+        self.tree.checks()
+    }
+}
+
+/// Names the columns of the explain row: node `n` of badge `b` is `b{b}n{n}`, in pre-order.
+struct Columns<'a> {
+    prefix: String,
+    next: usize,
+    exprs: &'a mut Vec<Expr>,
+}
+
+impl Columns<'_> {
+    fn add(&mut self, tree: &CheckTree) {
+        let node = format!("{}n{}", self.prefix, self.next);
+        self.next += 1;
+        self.exprs.push(tree.pass().clone().alias(node.as_str()));
+        match tree {
+            CheckTree::All { children, .. } | CheckTree::Any { children, .. } => {
+                children.iter().for_each(|child| self.add(child))
+            }
+            CheckTree::Not { child, .. } => self.add(child),
+            CheckTree::Check(check) => {
+                for (v, shown) in check.shown.iter().enumerate() {
+                    for (e, expr) in shown.exprs.iter().enumerate() {
+                        self.exprs.push(expr.clone().alias(format!("{node}v{v}e{e}")));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads the explain row back in the order [`Columns`] named it.
+struct Row<'a> {
+    evaluation: &'a Evaluation,
+    frame: &'a DataFrame,
+    user_id: i64,
+    prefix: String,
+    next: usize,
+}
+
+impl Row<'_> {
+    fn get(&self, name: &str) -> Result<AnyValue<'static>> {
+        let failed = |e: PolarsError| anyhow!("explaining member {}: {e}", self.user_id);
+        let column = self.frame.column(name).map_err(failed)?;
+        Ok(column.get(0).map_err(failed)?.into_static())
+    }
+
+    fn outcome(&mut self, tree: &CheckTree) -> Result<NodeOutcome> {
+        let node = format!("{}n{}", self.prefix, self.next);
+        self.next += 1;
+        let pass = self.get(&node)? == AnyValue::Boolean(true);
+        Ok(match tree {
+            CheckTree::All { children, .. } => NodeOutcome::All { pass, children: self.outcomes(children)? },
+            CheckTree::Any { children, .. } => NodeOutcome::Any { pass, children: self.outcomes(children)? },
+            CheckTree::Not { child, .. } => NodeOutcome::Not { pass, child: Box::new(self.outcome(child)?) },
+            CheckTree::Check(check) => {
+                let mut values = Vec::new();
+                for (v, shown) in check.shown.iter().enumerate() {
+                    let parts: Vec<AnyValue> =
+                        (0..shown.exprs.len()).map(|e| self.get(&format!("{node}v{v}e{e}"))).collect::<Result<_>>()?;
+                    values.push((shown.name.clone(), self.evaluation.render(&parts, shown.format)));
+                }
+                NodeOutcome::Check(CheckOutcome { label: check.label.clone(), pass, values })
+            }
+        })
+    }
+
+    fn outcomes(&mut self, trees: &[CheckTree]) -> Result<Vec<NodeOutcome>> {
+        trees.iter().map(|tree| self.outcome(tree)).collect()
+    }
 }
 
 impl Evaluation {
@@ -33,62 +149,124 @@ impl Evaluation {
         let mut exprs = Vec::new();
         for (b, compiled) in self.compiled.iter().enumerate() {
             exprs.push(compiled.pass.clone().alias(format!("b{b}")));
-            for (c, check) in compiled.checks.iter().enumerate() {
-                exprs.push(check.pass.clone().alias(format!("b{b}c{c}")));
-                for (v, shown) in check.shown.iter().enumerate() {
-                    exprs.push(shown.expr.clone().alias(format!("b{b}c{c}v{v}")));
-                }
-            }
+            Columns { prefix: format!("b{b}"), next: 0, exprs: &mut exprs }.add(&compiled.tree);
         }
         if exprs.is_empty() {
             return Ok(Some(Vec::new()));
         }
-        let row = row.select(exprs).collect().map_err(|e| anyhow!("explaining member {user_id}: {e}"))?;
-        if row.height() == 0 {
+        let frame = row.select(exprs).collect().map_err(|e| anyhow!("explaining member {user_id}: {e}"))?;
+        if frame.height() == 0 {
             return Ok(None);
         }
-        let get = |name: &str| -> Result<AnyValue<'static>> {
-            let column = row.column(name).map_err(|e| anyhow!("explaining member {user_id}: {e}"))?;
-            Ok(column.get(0).map_err(|e| anyhow!("explaining member {user_id}: {e}"))?.into_static())
-        };
         let mut outcomes = Vec::new();
         for (b, compiled) in self.compiled.iter().enumerate() {
-            let mut checks = Vec::new();
-            for (c, check) in compiled.checks.iter().enumerate() {
-                let mut values = Vec::new();
-                for (v, shown) in check.shown.iter().enumerate() {
-                    let value = get(&format!("b{b}c{c}v{v}"))?;
-                    values.push((shown.name.to_string(), self.render(&value, shown.format)));
-                }
-                let pass = get(&format!("b{b}c{c}"))? == AnyValue::Boolean(true);
-                checks.push(CheckOutcome { label: check.label.clone(), pass, values });
-            }
-            let qualifies = get(&format!("b{b}"))? == AnyValue::Boolean(true);
-            outcomes.push(BadgeOutcome { badge_id: compiled.badge_id.clone(), qualifies, checks });
+            let mut row = Row { evaluation: self, frame: &frame, user_id, prefix: format!("b{b}"), next: 0 };
+            let qualifies = row.get(&format!("b{b}"))? == AnyValue::Boolean(true);
+            let tree = row.outcome(&compiled.tree)?;
+            outcomes.push(BadgeOutcome { badge_id: compiled.badge_id.clone(), qualifies, tree });
         }
         Ok(Some(outcomes))
     }
 
-    fn render(&self, value: &AnyValue, format: ShowAs) -> String {
-        let as_i64 = || value.extract::<i64>();
-        match (value, format) {
-            (AnyValue::Null, _) => "none".to_string(),
-            (AnyValue::Boolean(b), _) => if *b { "yes" } else { "no" }.to_string(),
-            (AnyValue::String(s), _) => format!("'{s}'"),
-            (AnyValue::StringOwned(s), _) => format!("'{s}'"),
-            (_, ShowAs::Instant) => as_i64()
-                .and_then(instant::from_micros)
-                .map(|t| t.with_timezone(&self.ctx.timezone).format("%Y-%m-%d %H:%M:%S %Z").to_string())
-                .unwrap_or_else(|| value.to_string()),
-            (_, ShowAs::PeriodKey(Period::Week)) => {
-                as_i64().and_then(date_from_days).map(|d| d.to_string()).unwrap_or_else(|| value.to_string())
+    /// A shown value in plain words.
+    fn render(&self, values: &[AnyValue], format: ShowAs) -> String {
+        let first = values.first().unwrap_or(&AnyValue::Null);
+        let as_i64 = |value: &AnyValue| value.extract::<i64>();
+        match format {
+            ShowAs::Count => match first {
+                AnyValue::Null => "0".to_string(),
+                AnyValue::Float64(f) => f.to_string(),
+                other => as_i64(other).map_or_else(|| other.to_string(), |n| n.to_string()),
+            },
+            ShowAs::Millionths => match first {
+                AnyValue::Null => "0".to_string(),
+                other => as_i64(other).map_or_else(|| other.to_string(), millionths),
+            },
+            ShowAs::Flag => match first {
+                AnyValue::Boolean(true) => "yes".to_string(),
+                AnyValue::Boolean(false) => "no".to_string(),
+                AnyValue::Null => "unknown".to_string(),
+                other => other.to_string(),
+            },
+            ShowAs::Setting => match first {
+                AnyValue::Null => "not set".to_string(),
+                AnyValue::String("") => "empty".to_string(),
+                AnyValue::String(s) => format!("\"{s}\""),
+                AnyValue::StringOwned(s) if s.is_empty() => "empty".to_string(),
+                AnyValue::StringOwned(s) => format!("\"{s}\""),
+                other => other.to_string(),
+            },
+            ShowAs::Instant { if_none } => match first {
+                AnyValue::Null => if_none.to_string(),
+                other => self.local_time(other).unwrap_or_else(|| other.to_string()),
+            },
+            ShowAs::BestPeriod(period) => {
+                let count = as_i64(first).unwrap_or(0);
+                let key = values.get(1).and_then(as_i64);
+                match (count, key) {
+                    (0, _) | (_, None) => "no connections yet".to_string(),
+                    (n, Some(key)) => {
+                        let noun = if n == 1 { "connection" } else { "connections" };
+                        format!("{n} {noun} ({})", period_label(period, key))
+                    }
+                }
             }
-            (_, ShowAs::PeriodKey(Period::Month)) => as_i64().map(month_label).unwrap_or_else(|| value.to_string()),
-            (_, ShowAs::Millionths) => as_i64().map(millionths).unwrap_or_else(|| value.to_string()),
-            (AnyValue::Float64(f), _) => f.to_string(),
-            _ => value.to_string(),
+            ShowAs::MemberFor => {
+                let created = as_i64(first).and_then(instant::from_micros);
+                match created {
+                    None => "unknown".to_string(),
+                    Some(created) => {
+                        let tz = self.ctx.timezone;
+                        let age = calendar_age(
+                            created.with_timezone(&tz).naive_local(),
+                            self.ctx.as_of.with_timezone(&tz).naive_local(),
+                        );
+                        format!("{age} (since {})", created.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S %Z"))
+                    }
+                }
+            }
         }
     }
+
+    /// An instant in µs as a local time of the evaluation timezone.
+    fn local_time(&self, value: &AnyValue) -> Option<String> {
+        let instant = instant::from_micros(value.extract::<i64>()?)?;
+        Some(instant.with_timezone(&self.ctx.timezone).format("%Y-%m-%d %H:%M:%S %Z").to_string())
+    }
+}
+
+/// "week of 2026-03-02" for a week key (local days of its Monday), "March 2026" for a month key.
+fn period_label(period: Period, key: i64) -> String {
+    match period {
+        Period::Week => date_from_days(key).map_or_else(|| format!("week {key}"), |d| format!("week of {d}")),
+        Period::Month => {
+            let (year, month) = (key.div_euclid(12), key.rem_euclid(12) + 1);
+            i32::try_from(year)
+                .ok()
+                .and_then(|y| NaiveDate::from_ymd_opt(y, u32::try_from(month).ok()?, 1))
+                .map_or_else(|| instant::month_label(key), |d| d.format("%B %Y").to_string())
+        }
+    }
+}
+
+/// The calendar time from `from` to `to` (wall-clock readings): "1 year 2 months 3 days",
+/// whole months first as the calendar counts them, or "less than a day".
+fn calendar_age(from: NaiveDateTime, to: NaiveDateTime) -> String {
+    if to < from {
+        return "not yet registered".to_string();
+    }
+    let mut months = (to.year() - from.year()) * 12 + to.month() as i32 - from.month() as i32;
+    let after = |months: i32| from.checked_add_months(chrono::Months::new(u32::try_from(months).ok()?));
+    while months > 0 && after(months).is_none_or(|t| t > to) {
+        months -= 1;
+    }
+    let days = after(months.max(0)).map_or(0, |t| (to - t).num_days());
+    let parts: Vec<String> = [(months / 12, "year"), (months % 12, "month"), (days as i32, "day")]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, unit)| format!("{n} {unit}{}", if n == 1 { "" } else { "s" }))
+        .collect();
+    if parts.is_empty() { "less than a day".to_string() } else { parts.join(" ") }
 }
 
 /// Whole millionths as a decimal without trailing zeros: 2490000 is "2.49", 3000000 is "3".
@@ -98,5 +276,31 @@ fn millionths(value: i64) -> String {
     match fraction {
         0 => format!("{sign}{whole}"),
         _ => format!("{sign}{whole}.{}", format!("{fraction:06}").trim_end_matches('0')),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{calendar_age, period_label};
+    use crate::evaluate::Period;
+    use chrono::NaiveDateTime;
+
+    fn at(text: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap_or_default()
+    }
+
+    #[test]
+    fn membership_reads_in_years_months_and_days() {
+        assert_eq!(calendar_age(at("2025-04-01 08:00"), at("2026-06-04 09:00")), "1 year 2 months 3 days");
+        assert_eq!(calendar_age(at("2025-06-15 08:00"), at("2026-06-15 08:00")), "1 year");
+        assert_eq!(calendar_age(at("2025-06-15 08:00"), at("2026-06-15 07:59")), "11 months 30 days");
+        assert_eq!(calendar_age(at("2026-01-31 00:00"), at("2026-02-28 00:00")), "1 month");
+        assert_eq!(calendar_age(at("2026-06-15 08:00"), at("2026-06-15 20:00")), "less than a day");
+    }
+
+    #[test]
+    fn a_best_month_is_named_and_a_best_week_is_dated_by_its_monday() {
+        assert_eq!(period_label(Period::Month, 2026 * 12 + 2), "March 2026");
+        assert_eq!(period_label(Period::Week, 20_514), "week of 2026-03-02");
     }
 }

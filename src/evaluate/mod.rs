@@ -7,7 +7,7 @@
 mod explain;
 mod features;
 
-pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome};
+pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome, NodeOutcome};
 pub use features::{Feature, FeatureSet, METRIC_SCALE};
 
 use crate::config::plan::{Badge, Criterion};
@@ -76,51 +76,117 @@ impl fmt::Display for TrainingState {
 /// values that explain why.
 #[derive(Debug, Clone)]
 pub struct Check {
+    /// The condition in words, completing "members who ...".
     pub label: String,
     pub pass: Expr,
     pub shown: Vec<Shown>,
 }
 
-/// A member value shown next to a check, and how to print it.
+/// A member value shown next to a check, computed from one or more expressions, and how to
+/// print it for people.
 #[derive(Debug, Clone)]
 pub struct Shown {
-    pub name: &'static str,
-    pub expr: Expr,
+    pub name: String,
+    pub exprs: Vec<Expr>,
     pub format: ShowAs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShowAs {
-    Number,
+    /// A count; a member without any has 0.
+    Count,
+    /// yes or no.
     Flag,
-    Text,
-    /// µs since the epoch, UTC.
-    Instant,
+    /// A setting's text, or "not set".
+    Setting,
+    /// µs since the epoch (UTC), shown in the evaluation timezone, or `if_none`.
+    Instant { if_none: &'static str },
     /// A number kept in whole millionths (host metric sums).
     Millionths,
-    /// A week key (local days of its Monday) or a month key.
-    PeriodKey(Period),
+    /// Two expressions: the best period's connection count and its key (a week key is the
+    /// local days of its Monday; a month key is `year * 12 + month - 1`).
+    BestPeriod(Period),
+    /// The member's creation instant (µs), shown as the calendar time since then.
+    MemberFor,
 }
 
 impl Shown {
-    pub fn count(name: &'static str, expr: Expr) -> Self {
-        Shown { name, expr, format: ShowAs::Number }
+    fn new(name: impl Into<String>, exprs: Vec<Expr>, format: ShowAs) -> Self {
+        Shown { name: name.into(), exprs, format }
     }
-    pub fn flag(name: &'static str, expr: Expr) -> Self {
-        Shown { name, expr, format: ShowAs::Flag }
+    pub fn count(name: impl Into<String>, expr: Expr) -> Self {
+        Shown::new(name, vec![expr], ShowAs::Count)
     }
-    pub fn period(period: Period, expr: Expr) -> Self {
-        Shown { name: period_name(period), expr, format: ShowAs::PeriodKey(period) }
+    pub fn millionths(name: impl Into<String>, expr: Expr) -> Self {
+        Shown::new(name, vec![expr], ShowAs::Millionths)
     }
-    pub fn instant(name: &'static str, expr: Expr) -> Self {
-        Shown { name, expr, format: ShowAs::Instant }
+    pub fn flag(name: impl Into<String>, expr: Expr) -> Self {
+        Shown::new(name, vec![expr], ShowAs::Flag)
+    }
+    pub fn setting(name: impl Into<String>, expr: Expr) -> Self {
+        Shown::new(name, vec![expr], ShowAs::Setting)
+    }
+    /// An instant; `if_none` says what a member without one has ("never").
+    pub fn instant(name: impl Into<String>, expr: Expr, if_none: &'static str) -> Self {
+        Shown::new(name, vec![expr], ShowAs::Instant { if_none })
+    }
+    /// "best week: 7 connections (week of 2026-03-02)".
+    pub fn best_period(period: Period, count: Expr, key: Expr) -> Self {
+        Shown::new(format!("best {period}"), vec![count, key], ShowAs::BestPeriod(period))
+    }
+    /// "member for: 1 year 2 months (since ...)".
+    pub fn member_for() -> Self {
+        Shown::new("member for", vec![col("created_at")], ShowAs::MemberFor)
     }
 }
 
-fn period_name(period: Period) -> &'static str {
-    match period {
-        Period::Week => "week of",
-        Period::Month => "month",
+/// How a criterion's checks combine. Every group carries the expression that says whether it
+/// holds, built from its children's expressions exactly as the criterion's `pass` is, so
+/// explain shows each node's outcome as a run computes it.
+#[derive(Debug, Clone)]
+pub enum CheckTree {
+    /// Every child holds (a chain of ANDs).
+    All {
+        pass: Expr,
+        children: Vec<CheckTree>,
+    },
+    /// At least one child holds (a chain of ORs).
+    Any {
+        pass: Expr,
+        children: Vec<CheckTree>,
+    },
+    /// The child does not hold.
+    Not {
+        pass: Expr,
+        child: Box<CheckTree>,
+    },
+    Check(Check),
+}
+
+impl CheckTree {
+    /// Whether this node holds: the predicate of the whole tree at its root.
+    pub fn pass(&self) -> &Expr {
+        match self {
+            CheckTree::All { pass, .. } | CheckTree::Any { pass, .. } | CheckTree::Not { pass, .. } => pass,
+            CheckTree::Check(check) => &check.pass,
+        }
+    }
+
+    /// The checks, left to right.
+    pub fn checks(&self) -> Vec<&Check> {
+        // A work stack: a formula may nest 256 levels deep.
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            match node {
+                CheckTree::All { children, .. } | CheckTree::Any { children, .. } => {
+                    stack.extend(children.iter().rev())
+                }
+                CheckTree::Not { child, .. } => stack.push(child),
+                CheckTree::Check(check) => out.push(check),
+            }
+        }
+        out
     }
 }
 
@@ -129,23 +195,21 @@ fn period_name(period: Period) -> &'static str {
 pub struct Compiled {
     pub badge_id: String,
     pub pass: Expr,
-    pub checks: Vec<Check>,
+    pub tree: CheckTree,
 }
 
 /// Compiles a badge's criterion; `None` for manual badges (they have no predicate).
 pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
     let since = badge.activity_since.map(instant::to_micros);
-    let checks = match &badge.criterion {
-        Criterion::Rule(rule) => vec![rule.compile(since, features)],
+    let tree = match &badge.criterion {
+        Criterion::Rule(rule) => CheckTree::Check(rule.compile(since, features)),
         Criterion::Formula { tree, .. } => {
             let timezone = features.context().timezone;
-            let (pass, checks) = crate::formula::compile::compile(tree, &timezone, since, features);
-            return Some(Compiled { badge_id: badge.id.clone(), pass, checks });
+            crate::formula::compile::compile(tree, &timezone, since, features)
         }
         Criterion::Manual => return None,
     };
-    let pass = checks.iter().map(|c| c.pass.clone()).reduce(Expr::and).unwrap_or_else(|| lit(false));
-    Some(Compiled { badge_id: badge.id.clone(), pass, checks })
+    Some(Compiled { badge_id: badge.id.clone(), pass: tree.pass().clone(), tree })
 }
 
 /// Separates the badges that can be evaluated on `snapshot` from those that read a source

@@ -2,11 +2,12 @@
 //!
 //! Owns what each clause means: which feature it reads, which sources and optional columns
 //! it needs, how its literals (dates, spans) are validated against the evaluation timezone,
-//! and the boolean expression it becomes. Every clause is one [`Check`], so `explain` can
-//! show each clause with the member's value beside it.
+//! and the boolean expression it becomes. The formula becomes a [`CheckTree`]: every clause
+//! one [`Check`], every AND/OR chain and NOT a node with its own expression, so `explain` can
+//! show the formula's structure, each node's outcome and the member's values.
 
 use super::{Clause, CmpOp, Formula, FormulaError, Spanned};
-use crate::evaluate::{Check, Feature, FeatureSet, METRIC_SCALE, ShowAs, Shown, TrainingState};
+use crate::evaluate::{Check, CheckTree, Feature, FeatureSet, METRIC_SCALE, Shown, TrainingState};
 use crate::instant::{self, CalendarSpan};
 use crate::sources::SourceKind;
 use chrono_tz::Tz;
@@ -150,37 +151,41 @@ fn metric_feature(name: &str, since: Option<i64>) -> Feature {
     }
 }
 
-/// Compiles a validated formula: the whole predicate and one check per clause.
-pub fn compile(tree: &Formula, timezone: &Tz, since: Option<i64>, features: &mut FeatureSet) -> (Expr, Vec<Check>) {
-    let mut checks = Vec::new();
-    let pass = compile_node(tree, timezone, since, features, &mut checks);
-    (pass, checks)
-}
-
-fn compile_node(
-    tree: &Formula,
-    tz: &Tz,
-    since: Option<i64>,
-    features: &mut FeatureSet,
-    checks: &mut Vec<Check>,
-) -> Expr {
+/// Compiles a validated formula into its tree of checks, one per clause; the root's `pass`
+/// is the whole predicate.
+pub fn compile(tree: &Formula, timezone: &Tz, since: Option<i64>, features: &mut FeatureSet) -> CheckTree {
     match tree {
         Formula::And(a, b) => {
-            let left = compile_node(a, tz, since, features, checks);
-            left.and(compile_node(b, tz, since, features, checks))
+            let (left, right) = (compile(a, timezone, since, features), compile(b, timezone, since, features));
+            let pass = left.pass().clone().and(right.pass().clone());
+            CheckTree::All { pass, children: chain(left, right, true) }
         }
         Formula::Or(a, b) => {
-            let left = compile_node(a, tz, since, features, checks);
-            left.or(compile_node(b, tz, since, features, checks))
+            let (left, right) = (compile(a, timezone, since, features), compile(b, timezone, since, features));
+            let pass = left.pass().clone().or(right.pass().clone());
+            CheckTree::Any { pass, children: chain(left, right, false) }
         }
-        Formula::Not(inner) => compile_node(inner, tz, since, features, checks).not(),
-        Formula::Clause(clause) => {
-            let check = compile_clause(clause, tz, since, features);
-            let pass = check.pass.clone();
-            checks.push(check);
-            pass
+        Formula::Not(inner) => {
+            let child = compile(inner, timezone, since, features);
+            CheckTree::Not { pass: child.pass().clone().not(), child: Box::new(child) }
+        }
+        Formula::Clause(clause) => CheckTree::Check(compile_clause(clause, timezone, since, features)),
+    }
+}
+
+/// The children of `left AND right` (`and`) or `left OR right`, a side that is itself a chain
+/// of the same operator spliced in: `a AND b AND c` is one group of three, as people read it.
+fn chain(left: CheckTree, right: CheckTree, and: bool) -> Vec<CheckTree> {
+    let mut children = Vec::new();
+    for side in [left, right] {
+        match (side, and) {
+            (CheckTree::All { children: inner, .. }, true) | (CheckTree::Any { children: inner, .. }, false) => {
+                children.extend(inner)
+            }
+            (other, _) => children.push(other),
         }
     }
+    children
 }
 
 fn compare(value: Expr, op: CmpOp, threshold: Expr) -> Expr {
@@ -197,9 +202,10 @@ fn compare(value: Expr, op: CmpOp, threshold: Expr) -> Expr {
 /// One clause as a check. Every `pass` is non-null (a member without a value fails), so
 /// NOT and OR combine plain booleans.
 fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut FeatureSet) -> Check {
-    let label = clause.to_string();
+    let label = super::words::clause_in_words(clause);
     let (pass, shown) = match clause {
         Clause::Metric { name, op, value } => {
+            let shown_as = super::words::metric_in_words(&name.value);
             let feature = metric_feature(&name.value, since);
             let host_metric = matches!(feature, Feature::Metric { .. });
             let column = features.column(feature);
@@ -208,18 +214,19 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
                 // 0.70 + 0.10 meets 0.8 exactly.
                 let threshold = (value * METRIC_SCALE).round();
                 let pass = compare(column.clone().cast(DataType::Float64), *op, lit(threshold));
-                (pass, vec![Shown { name: "has", expr: column, format: ShowAs::Millionths }])
+                (pass, vec![Shown::millionths(shown_as, column)])
             } else {
                 let pass = compare(column.clone().cast(DataType::Float64), *op, lit(*value));
-                (pass, vec![Shown::count("has", column)])
+                (pass, vec![Shown::count(shown_as, column)])
             }
         }
         Clause::RolesIn { roles } => {
             let mut roles = roles.clone();
             roles.sort();
             roles.dedup();
+            let name = if roles.len() == 1 { "has the role" } else { "has one of the roles" };
             let column = features.column(Feature::AnyRole { roles });
-            (column.clone(), vec![Shown::flag("has one", column)])
+            (column.clone(), vec![Shown::flag(name, column)])
         }
         Clause::UserIdIn { ids } => {
             let mut ids = ids.clone();
@@ -238,27 +245,27 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
                     .and(column.clone().neq(lit("default")))
                     .and(column.clone().neq(lit(value.as_str()))),
             };
-            (pass.fill_null(lit(false)), vec![Shown { name: "has", expr: column, format: ShowAs::Text }])
+            (pass.fill_null(lit(false)), vec![Shown::setting(format!("{} setting", key.value), column)])
         }
         Clause::MaxConsecutiveLogins { op, value } => {
             let column = features.column(Feature::ConsecutiveLoginDays { since });
             let pass = compare(column.clone().cast(DataType::Float64), *op, lit(*value));
-            (pass, vec![Shown::count("has", column)])
+            (pass, vec![Shown::count("most consecutive days signed in", column)])
         }
         Clause::AvatarChanged { op, value } => {
             let pass = compare(col("avatar_changed"), *op, lit(*value));
-            (pass.fill_null(lit(false)), vec![Shown::flag("changed", col("avatar_changed"))])
+            (pass.fill_null(lit(false)), vec![Shown::flag("avatar changed", col("avatar_changed"))])
         }
         Clause::RegistrationDate { op, date } => {
             let threshold = date_micros(&date.value, tz);
             let pass = compare(col("created_at"), *op, lit(threshold));
-            (pass, vec![Shown { name: "registered", expr: col("created_at"), format: ShowAs::Instant }])
+            (pass, vec![Shown::instant("registered", col("created_at"), "unknown")])
         }
         Clause::SigninDate { op, date } => {
             let threshold = date_micros(&date.value, tz);
             let column = features.column(Feature::LastSignin { since });
             let pass = compare(column.clone(), *op, lit(threshold)).fill_null(lit(false));
-            (pass, vec![Shown { name: "last sign-in", expr: column, format: ShowAs::Instant }])
+            (pass, vec![Shown::instant("last sign-in", column, "never")])
         }
         Clause::TimeSinceRegistration { op, duration } => {
             // time since registration OP span  <=>  as_of OP created + span (on the local calendar)
@@ -266,7 +273,7 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
                 .unwrap_or(CalendarSpan { count: 0, unit: crate::instant::CalendarUnit::Days });
             let reached = features.eligible_from(span);
             let pass = compare(features.as_of(), *op, reached.clone());
-            (pass, vec![Shown::instant("reached on", reached)])
+            (pass, vec![Shown::member_for()])
         }
     };
     Check { label, pass, shown }

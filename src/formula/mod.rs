@@ -124,6 +124,18 @@ impl CmpOp {
             CmpOp::Ne => "!=",
         }
     }
+
+    /// The operator that holds exactly when this one does not (on non-null values).
+    pub fn negated(self) -> CmpOp {
+        match self {
+            CmpOp::Ge => CmpOp::Lt,
+            CmpOp::Gt => CmpOp::Le,
+            CmpOp::Le => CmpOp::Gt,
+            CmpOp::Lt => CmpOp::Ge,
+            CmpOp::Eq => CmpOp::Ne,
+            CmpOp::Ne => CmpOp::Eq,
+        }
+    }
 }
 
 impl fmt::Display for CmpOp {

@@ -71,6 +71,26 @@ fn assert_error(text: &str, column: usize, message: &str) {
     assert_eq!(e.column(text), column, "column for {text:?}:\n{}", e.render(text));
 }
 
+// ------------------------------------------------------------- operators
+
+#[test]
+fn a_negated_operator_holds_exactly_when_the_operator_does_not() {
+    let holds = |op: CmpOp, a: f64, b: f64| match op {
+        CmpOp::Ge => a >= b,
+        CmpOp::Gt => a > b,
+        CmpOp::Le => a <= b,
+        CmpOp::Lt => a < b,
+        CmpOp::Eq => a == b,
+        CmpOp::Ne => a != b,
+    };
+    for op in [CmpOp::Ge, CmpOp::Gt, CmpOp::Le, CmpOp::Lt, CmpOp::Eq, CmpOp::Ne] {
+        assert_eq!(op.negated().negated(), op);
+        for (a, b) in [(1.0, 2.0), (2.0, 2.0), (3.0, 2.0)] {
+            assert_ne!(holds(op, a, b), holds(op.negated(), a, b), "{a} {op} {b}");
+        }
+    }
+}
+
 // ------------------------------------------------------- reference examples
 
 #[test]
@@ -618,6 +638,19 @@ proptest! {
             .map_err(|e| TestCaseError::fail(e.render(&printed)))?;
         prop_assert_eq!(reparsed.strip_spans(), f.strip_spans());
         prop_assert_eq!(reparsed.to_string(), printed);
+    }
+
+    #[test]
+    fn formulas_in_words_never_begin_a_phrase_with_a_bare_not(f in arb_formula()) {
+        let text = words::in_words(&f);
+        for bare in ["not ", "(not "] {
+            prop_assert!(!text.starts_with(bare), "{}", text);
+        }
+        for joined in [" and not ", " or not ", "(not "] {
+            prop_assert!(!text.contains(joined), "{}", text);
+        }
+        let twice_negated = Formula::Not(Box::new(Formula::Not(Box::new(f.clone()))));
+        prop_assert_eq!(words::in_words(&twice_negated), text);
     }
 
     #[test]

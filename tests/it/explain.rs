@@ -1,26 +1,40 @@
-//! `explain`: for one member, each badge's clauses with a tick or a cross and the member's own
-//! values, from the library call and from the command line, on every backend.
+//! `explain`: for one member, each badge's criterion with a tick or a cross and the member's
+//! own values in plain words: a formula as its tree (AND, OR, NOT and clauses, each node with
+//! its own outcome), a rule as its check; from the library call and from the command line, as
+//! text and as JSON, on every backend.
 //!
 //! The evaluation timezone is America/New_York: instants are shown in it (June is EDT).
 
 use crate::support::{Backend, TestHost, accolade_binary, at, badge, formula_badge, formula_badge_since, use_backend};
 use accolade::config::plan::Plan;
-use accolade::evaluate::{BadgeExplanation, CheckOutcome};
+use accolade::evaluate::{BadgeExplanation, CheckOutcome, NodeOutcome};
 
 const NEW_YORK: &str = "America/New_York";
 const AS_OF: &str = "2026-06-15T12:00:00Z";
 
 /// A check as explain reports it.
-fn check(label: &str, pass: bool, values: &[(&str, &str)]) -> CheckOutcome {
-    CheckOutcome {
+fn check(label: &str, pass: bool, values: &[(&str, &str)]) -> NodeOutcome {
+    NodeOutcome::Check(CheckOutcome {
         label: label.to_string(),
         pass,
         values: values.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-    }
+    })
 }
 
-fn explanation(badge_id: &str, qualifies: bool, checks: Vec<CheckOutcome>) -> BadgeExplanation {
-    BadgeExplanation { badge_id: badge_id.to_string(), qualifies, checks }
+fn all(pass: bool, children: Vec<NodeOutcome>) -> NodeOutcome {
+    NodeOutcome::All { pass, children }
+}
+
+fn any(pass: bool, children: Vec<NodeOutcome>) -> NodeOutcome {
+    NodeOutcome::Any { pass, children }
+}
+
+fn not(pass: bool, child: NodeOutcome) -> NodeOutcome {
+    NodeOutcome::Not { pass, child: Box::new(child) }
+}
+
+fn explanation(badge_id: &str, qualifies: bool, tree: NodeOutcome) -> BadgeExplanation {
+    BadgeExplanation { badge_id: badge_id.to_string(), qualifies, tree }
 }
 
 /// Member 7 (registered 2025-06-15 08:00 EDT, an Expert with one accepted solution, a
@@ -78,50 +92,96 @@ async fn explain_gives_every_clause_with_its_outcome_and_the_members_value(
             explanation(
                 "expert",
                 false,
-                vec![
-                    check("metric.net_accepted_solutions >= 3", false, &[("has", "1")]),
-                    check("roles in ['Expert']", true, &[("has one", "yes")]),
-                ]
+                all(
+                    false,
+                    vec![
+                        check("have a net_accepted_solutions of at least 3", false, &[("net_accepted_solutions", "1")]),
+                        check("have the role \"Expert\"", true, &[("has the role", "yes")]),
+                    ]
+                )
             ),
             explanation(
                 "profile",
                 true,
-                vec![
-                    check("setting.profile.location != 'default'", true, &[("has", "'Lisbon'")]),
-                    check("avatar_changed = true", true, &[("changed", "yes")]),
-                ]
+                all(
+                    true,
+                    vec![
+                        check(
+                            "have their profile.location setting set to a non-empty value other than \"default\"",
+                            true,
+                            &[("profile.location setting", "\"Lisbon\"")]
+                        ),
+                        check("have changed their avatar", true, &[("avatar changed", "yes")]),
+                    ]
+                )
             ),
             explanation(
                 "regular",
                 true,
-                vec![
-                    check("setting.user.max_consecutive_logins >= 2", true, &[("has", "2")]),
-                    check("signin_date >= '2026-06-01'", false, &[("last sign-in", "2026-05-02 08:00:00 EDT")]),
-                ]
+                any(
+                    true,
+                    vec![
+                        check(
+                            "have signed in on at least 2 consecutive days",
+                            true,
+                            &[("most consecutive days signed in", "2")]
+                        ),
+                        check(
+                            "have signed in on or after 2026-06-01",
+                            false,
+                            &[("last sign-in", "2026-05-02 08:00:00 EDT")]
+                        ),
+                    ]
+                )
             ),
             // The clause under NOT fails (a year is reached exactly at as_of), so NOT holds.
             explanation(
                 "veteran",
                 true,
-                vec![
-                    check("time_since_registration < '1 years'", false, &[("reached on", "2026-06-15 08:00:00 EDT")]),
-                    check("registration_date < '2026'", true, &[("registered", "2025-06-15 08:00:00 EDT")]),
-                ]
+                all(
+                    true,
+                    vec![
+                        not(
+                            true,
+                            check(
+                                "have been members for less than 1 year",
+                                false,
+                                &[("member for", "1 year (since 2025-06-15 08:00:00 EDT)")]
+                            )
+                        ),
+                        check("registered before 2026-01-01", true, &[("registered", "2025-06-15 08:00:00 EDT")]),
+                    ]
+                )
             ),
             explanation(
                 "listed",
                 false,
-                vec![
-                    check("user_id in [7, 8]", true, &[("listed", "yes")]),
-                    check("metric.posts.question >= 1", false, &[("has", "0")]),
-                ]
+                all(
+                    false,
+                    vec![
+                        check("are one of the 2 members listed by id", true, &[("listed", "yes")]),
+                        check(
+                            "have written at least 1 post of kind \"question\"",
+                            false,
+                            &[("posts of kind \"question\"", "0")]
+                        ),
+                    ]
+                )
             ),
             // Only the post of 2026-06-02 is since 2026-06-01.
-            explanation("recent-poster", false, vec![check("metric.posts >= 2", false, &[("has", "1")])]),
+            explanation(
+                "recent-poster",
+                false,
+                check("have written at least 2 posts or comments", false, &[("posts and comments", "1")])
+            ),
             explanation(
                 "butterfly",
                 false,
-                vec![check("connections in one week >= 3", false, &[("best", "2"), ("week of", "2026-06-08")])]
+                check(
+                    "have made at least 3 connections within one calendar week",
+                    false,
+                    &[("best week", "2 connections (week of 2026-06-08)")]
+                )
             ),
         ]
     );
@@ -129,7 +189,7 @@ async fn explain_gives_every_clause_with_its_outcome_and_the_members_value(
 
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
-async fn explain_shows_none_for_a_missing_setting_or_sign_in_and_zero_for_missing_counts(
+async fn explain_says_in_plain_words_that_a_member_has_no_setting_sign_in_or_connections(
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
     let Some(_backend) = use_backend(backend) else { return };
@@ -139,15 +199,15 @@ async fn explain_shows_none_for_a_missing_setting_or_sign_in_and_zero_for_missin
 
     let values = |badge_id: &str| -> Vec<Vec<(String, String)>> {
         let badge = explained.iter().find(|b| b.badge_id == badge_id).expect("every badge is explained");
-        badge.checks.iter().map(|c| c.values.clone()).collect()
+        badge.checks().iter().map(|c| c.values.clone()).collect()
     };
     let pairs = |items: &[&[(&str, &str)]]| -> Vec<Vec<(String, String)>> {
         items.iter().map(|vs| vs.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()).collect()
     };
-    assert_eq!(values("expert"), pairs(&[&[("has", "0")], &[("has one", "no")]]));
-    assert_eq!(values("profile"), pairs(&[&[("has", "none")], &[("changed", "no")]]));
-    assert_eq!(values("regular"), pairs(&[&[("has", "0")], &[("last sign-in", "none")]]));
-    assert_eq!(values("butterfly"), pairs(&[&[("best", "0"), ("week of", "none")]]));
+    assert_eq!(values("expert"), pairs(&[&[("net_accepted_solutions", "0")], &[("has the role", "no")]]));
+    assert_eq!(values("profile"), pairs(&[&[("profile.location setting", "not set")], &[("avatar changed", "no")]]));
+    assert_eq!(values("regular"), pairs(&[&[("most consecutive days signed in", "0")], &[("last sign-in", "never")]]));
+    assert_eq!(values("butterfly"), pairs(&[&[("best week", "no connections yet")]]));
     assert!(explained.iter().all(|b| !b.qualifies), "{explained:#?}");
 }
 
@@ -167,7 +227,7 @@ async fn explain_returns_none_for_an_unknown_id_and_for_a_member_created_after_a
 
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
-async fn explain_render_puts_a_tick_or_cross_and_the_value_beside_each_clause(
+async fn explain_render_shows_a_formula_as_a_tree_with_each_nodes_outcome(
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
     let Some(_backend) = use_backend(backend) else { return };
@@ -180,13 +240,90 @@ async fn explain_render_puts_a_tick_or_cross_and_the_value_beside_each_clause(
 
     assert!(text.starts_with("member 7 as of 2026-06-15T12:00:00Z (America/New_York)\n"), "{text}");
     let expert = "\nexpert (expert, published)\n  not held\n\
-                  \x20 metric.net_accepted_solutions >= 3  ✗ (has 1)\n\
-                  \x20 roles in ['Expert']  ✓ (has one yes)\n\
+                  \x20 ✗ all of:\n\
+                  \x20     ✗ have a net_accepted_solutions of at least 3 — net_accepted_solutions: 1\n\
+                  \x20     ✓ have the role \"Expert\" — has the role: yes\n\
                   \x20 → does not qualify\n";
     assert!(text.contains(expert), "no block {expert:?} in:\n{text}");
-    assert!(text.contains("  setting.profile.location != 'default'  ✓ (has 'Lisbon')\n  avatar_changed = true  ✓ (changed yes)\n  → qualifies\n"), "{text}");
-    assert!(text.contains("recent-poster (recent-poster, published)\n  not held\n  counts activity since 2026-06-01T04:00:00Z\n  metric.posts >= 2  ✗ (has 1)\n"), "{text}");
-    assert!(text.contains("  connections in one week >= 3  ✗ (best 2, week of 2026-06-08)\n"), "{text}");
+    let veteran = "\nveteran (veteran, published)\n  not held\n\
+                   \x20 ✓ all of:\n\
+                   \x20     ✓ not:\n\
+                   \x20         ✗ have been members for less than 1 year — member for: 1 year (since 2025-06-15 08:00:00 EDT)\n\
+                   \x20     ✓ registered before 2026-01-01 — registered: 2025-06-15 08:00:00 EDT\n\
+                   \x20 → qualifies\n";
+    assert!(text.contains(veteran), "no block {veteran:?} in:\n{text}");
+    assert!(text.contains("  ✓ any of:\n      ✓ have signed in on at least 2 consecutive days"), "{text}");
+    assert!(
+        text.contains(
+            "recent-poster (recent-poster, published)\n  not held\n  counts activity since 2026-06-01T04:00:00Z\n  \
+             ✗ have written at least 2 posts or comments — posts and comments: 1\n  → does not qualify\n"
+        ),
+        "{text}"
+    );
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_render_keeps_a_rule_as_a_flat_check_with_its_values_in_words(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = community().await;
+    let plan = plan(&host);
+    let badges: Vec<_> = plan.badges.iter().collect();
+
+    let seven = host.explain(&plan, 7, at(AS_OF)).await;
+    let eight = host.explain(&plan, 8, at(AS_OF)).await;
+
+    let seven = accolade::commands::explain::render(&plan, &badges, 7, at(AS_OF), &[], seven.as_ref());
+    let eight = accolade::commands::explain::render(&plan, &badges, 8, at(AS_OF), &[], eight.as_ref());
+    let butterfly = "\nbutterfly (butterfly, published)\n  not held\n  \
+                     ✗ have made at least 3 connections within one calendar week — best week: ";
+    assert!(
+        seven.contains(&format!("{butterfly}2 connections (week of 2026-06-08)\n  → does not qualify\n")),
+        "{seven}"
+    );
+    assert!(eight.contains(&format!("{butterfly}no connections yet\n  → does not qualify\n")), "{eight}");
+    assert!(eight.contains("      ✗ have signed in on or after 2026-06-01 — last sign-in: never\n"), "{eight}");
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_tree_outcomes_agree_with_the_awards_a_run_gives(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = community().await;
+    let plan = plan(&host);
+    host.run(&plan, at(AS_OF)).await;
+
+    for user_id in [7, 8] {
+        let explained = host.explain(&plan, user_id, at(AS_OF)).await.expect("a member");
+        for badge in &explained {
+            let awarded = host.holders(&badge.badge_id).await.contains(&user_id);
+            assert_eq!(badge.tree.pass(), badge.qualifies, "{user_id} {badge:#?}");
+            assert_eq!(badge.qualifies, awarded, "member {user_id}, badge {}", badge.badge_id);
+            assert_groups_follow_their_children(&badge.tree);
+        }
+    }
+}
+
+/// Each AND, OR and NOT node's outcome (computed by Polars) is its children's, combined.
+fn assert_groups_follow_their_children(node: &NodeOutcome) {
+    let expected = match node {
+        NodeOutcome::All { children, .. } => children.iter().all(NodeOutcome::pass),
+        NodeOutcome::Any { children, .. } => children.iter().any(NodeOutcome::pass),
+        NodeOutcome::Not { child, .. } => !child.pass(),
+        NodeOutcome::Check(_) => return,
+    };
+    assert_eq!(node.pass(), expected, "{node:#?}");
+    match node {
+        NodeOutcome::All { children, .. } | NodeOutcome::Any { children, .. } => {
+            children.iter().for_each(assert_groups_follow_their_children)
+        }
+        NodeOutcome::Not { child, .. } => assert_groups_follow_their_children(child),
+        NodeOutcome::Check(_) => {}
+    }
 }
 
 #[rstest::rstest]
@@ -213,8 +350,9 @@ async fn explain_from_the_command_line_shows_held_badges_clauses_values_and_the_
     );
     assert!(
         text.contains(
-            "\nexpert (expert, published)\n  not held\n  metric.net_accepted_solutions >= 3  ✗ (has 1)\n  \
-             roles in ['Expert']  ✓ (has one yes)\n  → does not qualify\n"
+            "\nexpert (expert, published)\n  not held\n  ✗ all of:\n      \
+             ✗ have a net_accepted_solutions of at least 3 — net_accepted_solutions: 1\n      \
+             ✓ have the role \"Expert\" — has the role: yes\n  → does not qualify\n"
         ),
         "{}",
         out.describe()
@@ -222,13 +360,14 @@ async fn explain_from_the_command_line_shows_held_badges_clauses_values_and_the_
     assert!(
         text.contains(
             "\nbutterfly (butterfly, published)\n  not held\n  \
-             connections in one week >= 3  ✗ (best 2, week of 2026-06-08)\n  → does not qualify\n"
+             ✗ have made at least 3 connections within one calendar week — \
+             best week: 2 connections (week of 2026-06-08)\n  → does not qualify\n"
         ),
         "{}",
         out.describe()
     );
     assert!(
-        text.contains("  signin_date >= '2026-06-01'  ✗ (last sign-in 2026-05-02 08:00:00 EDT)\n"),
+        text.contains("      ✗ have signed in on or after 2026-06-01 — last sign-in: 2026-05-02 08:00:00 EDT\n"),
         "{}",
         out.describe()
     );
@@ -265,5 +404,87 @@ async fn explain_still_explains_the_other_badges_when_a_formula_needs_a_missing_
     let explained = explained.unwrap_or_else(|e| panic!("explain failed for every badge: {e:#}"));
     let explained = explained.expect("7 is a member");
     let expert = explained.iter().find(|b| b.badge_id == "expert").expect("expert is explained");
-    assert_eq!(expert.checks[0], check("metric.net_accepted_solutions >= 3", false, &[("has", "1")]));
+    let NodeOutcome::Check(first) =
+        check("have a net_accepted_solutions of at least 3", false, &[("net_accepted_solutions", "1")])
+    else {
+        unreachable!("check builds a check")
+    };
+    assert_eq!(expert.checks()[0], &first);
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_as_json_gives_a_host_ui_each_badge_with_its_tree(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = community().await;
+    let path = host.write_config("accolade.toml", &host.config_waiting(NEW_YORK, &badges(), &host.formula_sources()));
+    let config = path.to_str().expect("UTF-8 path");
+    let run = accolade_binary(&["--config", config, "run", "--as-of", AS_OF]);
+    assert_eq!(run.code, 0, "{}", run.describe());
+
+    let out = accolade_binary(&["--config", config, "explain", "--user", "7", "--as-of", AS_OF, "--format", "json"]);
+
+    assert_eq!(out.code, 0, "{}", out.describe());
+    let document: serde_json::Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.describe()));
+    assert_eq!(document["user_id"], 7);
+    assert_eq!(document["member"], true);
+    assert_eq!(document["timezone"], NEW_YORK);
+    let badge = |id: &str| -> &serde_json::Value {
+        let badges = document["badges"].as_array().expect("a list of badges");
+        badges.iter().find(|b| b["badge_id"] == id).unwrap_or_else(|| panic!("no {id} in {document:#}"))
+    };
+    let veteran = badge("veteran");
+    assert_eq!(veteran["held"], true);
+    assert_eq!(veteran["source"], "backfill");
+    assert_eq!(veteran["since"], "2026-06-15T12:00:00Z");
+    assert_eq!(veteran["qualifies"], true);
+    assert_eq!(
+        veteran["tree"],
+        serde_json::json!({
+            "op": "and",
+            "pass": true,
+            "children": [
+                {
+                    "op": "not",
+                    "pass": true,
+                    "children": [{
+                        "op": "clause",
+                        "pass": false,
+                        "label": "have been members for less than 1 year",
+                        "values": [{"name": "member for", "value": "1 year (since 2025-06-15 08:00:00 EDT)"}],
+                    }],
+                },
+                {
+                    "op": "clause",
+                    "pass": true,
+                    "label": "registered before 2026-01-01",
+                    "values": [{"name": "registered", "value": "2025-06-15 08:00:00 EDT"}],
+                },
+            ],
+        })
+    );
+    let expert = badge("expert");
+    assert_eq!(expert["held"], false);
+    assert!(expert.get("since").is_none(), "{expert:#}");
+    assert_eq!(expert["qualifies"], false);
+    assert_eq!(expert["tree"]["op"], "and");
+    assert_eq!(expert["tree"]["pass"], false);
+    let butterfly = badge("butterfly");
+    assert_eq!(butterfly["tree"]["op"], "clause");
+    assert_eq!(butterfly["tree"]["values"][0]["value"], "2 connections (week of 2026-06-08)");
+
+    let stranger =
+        accolade_binary(&["--config", config, "explain", "--user", "99", "--as-of", AS_OF, "--format", "json"]);
+
+    assert_eq!(stranger.code, 0, "{}", stranger.describe());
+    let document: serde_json::Value = serde_json::from_str(&stranger.stdout).expect("valid JSON");
+    assert_eq!(document["member"], false);
+    assert!(
+        document["badges"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|b| b["qualifies"] == false && b.get("tree").is_none()))
+    );
 }

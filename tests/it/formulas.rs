@@ -300,6 +300,56 @@ fn short(text: &str) -> String {
 // AND, OR, NOT and parentheses
 // ---------------------------------------------------------------------------------------
 
+/// The criteria words word `NOT (x OP v)` as `x OP' v` with the opposite operator for clauses
+/// over values every member has (counts, host metrics, the sign-in streak, the creation
+/// instant and its age): that is only true if both award exactly the same members, including
+/// members without any activity.
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn not_over_a_value_clause_awards_the_same_members_as_the_opposite_operator(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::for_formulas().await;
+    host.add_members([1], "2026-01-01 00:00:00").await;
+    host.add_members([2], "2026-03-15 12:00:00").await;
+    host.add_members([3], "2026-05-01 00:00:00").await;
+    host.add_events("posts", 2, &["2026-04-01 12:00:00", "2026-04-02 12:00:00"]).await;
+    host.add_events("posts", 3, &["2026-05-01 12:00:00", "2026-05-02 12:00:00", "2026-05-03 12:00:00"]).await;
+    host.add_events("sign_ins", 2, &["2026-04-01 12:00:00", "2026-04-02 12:00:00"]).await;
+    host.add_events("sign_ins", 3, &["2026-05-01 12:00:00"]).await;
+    host.insert("counters", "user_id, counter, amount", &["2, 'karma', 1", "3, 'karma', 2.5"]).await;
+    let clauses = [
+        ("metric.posts", "2"),
+        ("metric.karma", "1"),
+        ("setting.user.max_consecutive_logins", "2"),
+        ("registration_date", "'2026-03-15T12:00:00Z'"),
+        ("time_since_registration", "'3 months'"),
+    ];
+    let ops = [(">=", "<"), (">", "<="), ("<=", ">"), ("<", ">="), ("=", "!="), ("!=", "=")];
+    let mut badges = String::new();
+    let mut pairs = Vec::new();
+    for (c, (subject, value)) in clauses.iter().enumerate() {
+        for (o, (op, opposite)) in ops.iter().enumerate() {
+            let (negated, reworded) = (format!("not-{c}-{o}"), format!("opposite-{c}-{o}"));
+            badges += &formula_badge(&negated, &format!("NOT {subject} {op} {value}"));
+            badges += &formula_badge(&reworded, &format!("{subject} {opposite} {value}"));
+            pairs.push((format!("{subject} {op} {value}"), negated, reworded));
+        }
+    }
+    let plan = plan_in(&host, NEW_YORK, &badges);
+
+    host.run(&plan, at("2026-06-15T12:00:00Z")).await;
+
+    // Not vacuous: member 1 has no posts, and member 2 is 3 months old exactly at as_of.
+    assert_eq!(host.holders("opposite-0-0").await, vec![1]);
+    assert_eq!(host.holders("opposite-4-0").await, vec![3]);
+    assert_eq!(host.holders("opposite-3-5").await, vec![2]);
+    for (clause, negated, reworded) in pairs {
+        assert_eq!(host.holders(&negated).await, host.holders(&reworded).await, "NOT {clause}");
+    }
+}
+
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn not_binds_tighter_than_and_and_and_tighter_than_or(

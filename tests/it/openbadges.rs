@@ -161,7 +161,7 @@ async fn open_badges_3_credentials_validate_against_1edtech_schemas_and_list_rev
     assert_eq!(prolific["criteria"]["narrative"], "Write two posts.");
     assert_eq!(prolific["image"]["id"], "https://community.example.org/img/prolific.png");
     let poster = &credentials["credentials/poster/3.json"]["credentialSubject"]["achievement"];
-    assert_eq!(poster["criteria"]["narrative"], "Awarded to members who wrote at least 1 post or comment.");
+    assert_eq!(poster["criteria"]["narrative"], "Awarded to members who have written at least 1 post or comment.");
 
     let profile_schema = validator("v3/profile.json");
     assert_valid(&profile_schema, &read_json(&out.join("issuer.json")), "issuer.json");

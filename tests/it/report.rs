@@ -233,7 +233,7 @@ async fn the_report_opens_in_chromium_with_each_badges_chart_drawn_and_the_leade
     let first_post = by_badge("first-post");
     assert_eq!(first_post["recipients"], "22");
     assert_eq!(first_post["status"], "published");
-    assert_eq!(first_post["rule"], "Awarded to members who wrote at least 1 post or comment.");
+    assert_eq!(first_post["rule"], "Awarded to members who have written at least 1 post or comment.");
     let regular = by_badge("regular");
     assert_eq!(regular["recipients"], "8", "members 15-22");
     for chart in [first_post, regular] {
