@@ -25,7 +25,7 @@ pub struct Opts {
     /// Only this badge.
     #[arg(long, value_name = "ID")]
     pub badge: Option<String>,
-    /// Evaluate as of this instant (RFC 3339, or a date in the evaluation timezone); default now.
+    /// Evaluate as of this instant (RFC 3339, epoch seconds, or a date in the evaluation timezone); default now.
     #[arg(long, value_name = "INSTANT")]
     pub as_of: Option<String>,
     /// text (for people) or json (one document, for a host UI).
@@ -80,6 +80,11 @@ pub async fn explain(
     let mut wanted: BTreeSet<SourceKind> = evaluable.iter().flat_map(|b| b.sources()).collect();
     wanted.insert(SourceKind::Users);
     let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await?;
+    // Without the members nothing can be explained; another source that failed only makes
+    // the badges that read it unexplainable (below).
+    if let Some(message) = snapshot.failed.get(&SourceKind::Users) {
+        anyhow::bail!("{message}");
+    }
     // A badge whose formula needs a column the source lacks is explained by that alone.
     let (ready, unavailable) = crate::evaluate::split_ready(&evaluable, &snapshot);
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();

@@ -420,3 +420,20 @@ fn release_builds_ship_without_debug_info_and_a_profiling_profile_keeps_line_tab
     assert_eq!(profile("profiling", "inherits"), Some(toml::Value::String("release".into())));
     assert_eq!(profile("profiling", "debug"), Some(toml::Value::String("line-tables-only".into())));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn explain_still_explains_the_badges_whose_sources_loaded_and_says_why_the_others_cannot_be() {
+    let (_host, config) = host_with_a_bad_sign_in().await;
+
+    let explained = run_binary(&config, &["explain", "--user", "1", "--as-of", "2026-06-15T12:00:00Z"]);
+
+    assert_eq!(explained.code, 0, "{}", explained.describe());
+    let section = |badge: &str| {
+        let start = format!("\n{badge} (");
+        explained.stdout.split(&start).nth(1).and_then(|rest| rest.split("\n\n").next()).unwrap_or_default().to_string()
+    };
+    let regular = section("regular");
+    assert!(regular.contains("cannot be evaluated") && regular.contains("source 'logins'"), "{}", explained.describe());
+    let poster = section("poster");
+    assert!(poster.contains("→ qualifies"), "{}", explained.describe());
+}
