@@ -338,7 +338,13 @@ impl FeatureSet {
             .map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
         let at = at.i64().map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
         let (first, changes) = match (at.min(), at.max()) {
-            (Some(min), Some(max)) => crate::instant::offset_changes(&self.ctx.timezone, min, max),
+            (Some(min), Some(max)) => {
+                let (first, changes) = crate::instant::offset_changes(&self.ctx.timezone, min, max);
+                if let Some(days) = Self::day_table(min, max, first, &changes) {
+                    return Ok(days);
+                }
+                (first, changes)
+            }
             _ => (0, Vec::new()),
         };
         let micros = micros(col("created_at"));
@@ -351,6 +357,39 @@ impl FeatureSet {
             previous = next;
         }
         Ok((micros + offset + lit(SHIFT_DAYS * DAY)) / lit(DAY) - lit(SHIFT_DAYS))
+    }
+
+    /// Where the zone's offsets and their changes all fall on quarter hours (every zone since the
+    /// 1970s), each UTC quarter hour lies inside one local day: the local day of every instant is
+    /// then one lookup in a table of the quarter hours between `min` and `max`, instead of one pass
+    /// over the column per offset change. `None` when that does not hold or the table would be
+    /// large (over a century of quarter hours).
+    fn day_table(min: i64, max: i64, first: i64, changes: &[(i64, i64)]) -> Option<Expr> {
+        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
+        const QUARTER: i64 = 15 * 60 * crate::instant::MICROS_PER_SECOND;
+        const MAX_QUARTERS: i64 = 100 * 366 * 96;
+        let aligned = |v: i64| v.rem_euclid(QUARTER) == 0;
+        if !aligned(first) || !changes.iter().all(|(at, offset)| aligned(*at) && aligned(*offset)) {
+            return None;
+        }
+        let base = min.div_euclid(QUARTER);
+        let quarters = max.div_euclid(QUARTER).checked_sub(base)?.checked_add(1)?;
+        if quarters > MAX_QUARTERS {
+            return None;
+        }
+        let mut days = Vec::with_capacity(usize::try_from(quarters).ok()?);
+        let (mut offset, mut next) = (first, changes.iter().peekable());
+        for q in 0..quarters {
+            let start = (base + q) * QUARTER;
+            while let Some((_, changed)) = next.next_if(|(at, _)| *at <= start) {
+                offset = *changed;
+            }
+            days.push((start + offset).div_euclid(DAY));
+        }
+        let table = Series::new("local_days".into(), days);
+        // Every instant is at or after `min`, so the index is never negative.
+        let index = ((micros(col("created_at")) - lit(base * QUARTER)) / lit(QUARTER)).cast(DataType::UInt32);
+        Some(lit(table).gather(index, false))
     }
 
     /// A UTC datetime column converted to the evaluation timezone (still an instant).
@@ -524,6 +563,50 @@ fn one_column_frame(name: &str, column: Column) -> Result<LazyFrame> {
 mod tests {
     use super::*;
     use chrono::Datelike;
+
+    /// The local day (days since 1970-01-01) of each instant by the quarter-hour table, or
+    /// `None` when the zone's offsets do not allow it.
+    fn table_days(tz: chrono_tz::Tz, instants: &[i64]) -> Option<Vec<i64>> {
+        let (min, max) = (*instants.iter().min()?, *instants.iter().max()?);
+        let (first, changes) = crate::instant::offset_changes(&tz, min, max);
+        let expr = FeatureSet::day_table(min, max, first, &changes)?;
+        let at = Column::new("created_at".into(), instants)
+            .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
+            .expect("datetimes");
+        let frame = DataFrame::new(instants.len(), vec![at]).expect("a frame");
+        let days = frame.lazy().select([expr.alias("day")]).collect().expect("local days");
+        Some(days.column("day").expect("day").i64().expect("i64").into_no_null_iter().collect())
+    }
+
+    #[test]
+    fn the_quarter_hour_table_gives_chronos_local_day_in_zones_with_odd_offsets_and_changes() {
+        // Every 7 minutes 13 seconds over three years: both sides of every change and midnight.
+        let start = 1_700_000_000_000_000i64;
+        let step = (7 * 60 + 13) * 1_000_000i64;
+        let instants: Vec<i64> = (0..220_000).map(|i| start + i * step).collect();
+        for tz in [
+            chrono_tz::America::New_York,
+            chrono_tz::America::St_Johns,
+            chrono_tz::Asia::Kathmandu,
+            chrono_tz::Australia::Lord_Howe,
+            chrono_tz::Europe::Dublin,
+            chrono_tz::UTC,
+        ] {
+            let days = table_days(tz, &instants).unwrap_or_else(|| panic!("{tz}: quarter-hour offsets"));
+            for (micros, day) in instants.iter().zip(days) {
+                let local = chrono::DateTime::from_timestamp_micros(*micros).map(|t| t.with_timezone(&tz).date_naive());
+                let expected = local.map(|d| i64::from(d.num_days_from_ce()) - 719_163);
+                assert_eq!(Some(day), expected, "{tz} at {micros}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_zone_whose_offset_is_not_a_whole_quarter_hour_keeps_the_step_function() {
+        // Liberia was 44 minutes 30 seconds behind UTC until 1972.
+        let instants = [0i64, 30 * 86_400 * 1_000_000];
+        assert_eq!(table_days(chrono_tz::Africa::Monrovia, &instants), None);
+    }
 
     fn frame(user_ids: &[i64], keys: &[i64], key: &str) -> DataFrame {
         DataFrame::new(user_ids.len(), vec![Column::new("user_id".into(), user_ids), Column::new(key.into(), keys)])
