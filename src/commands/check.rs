@@ -95,19 +95,27 @@ pub async fn report_with(path: &Path, data: bool) -> Report {
                 }
             }
             if let (Some(plan), true) = (&plan, sources_ok) {
-                match metric_names(plan, &db).await {
-                    Ok(found) => {
+                // With --data every source is read once, and the metric names come from that read.
+                let mut frames = BTreeMap::new();
+                if data {
+                    let found = survey(plan, &db, &mut frames).await;
+                    problems.extend(found.problems);
+                    warnings.extend(found.warnings);
+                }
+                let metrics = match frames.remove(&SourceKind::Metrics) {
+                    Some(frame) => Ok(Some(frame)),
+                    None if data => Ok(None),
+                    None => load_metrics(plan, &db).await,
+                };
+                match metrics {
+                    Ok(metrics) => {
+                        let found = metric_names(plan, metrics.as_ref());
                         problems.extend(found.problems);
                         warnings.extend(found.warnings);
                     }
                     Err(error) => problems.push(crate::errors::text(&error)),
                 }
                 warnings.extend(missing_email(plan, &user_columns));
-                if data {
-                    let found = survey(plan, &db).await;
-                    problems.extend(found.problems);
-                    warnings.extend(found.warnings);
-                }
             }
             if let Some(plan) = &plan {
                 match refusals(plan, &db).await {
@@ -161,9 +169,9 @@ async fn refusals(plan: &plan::Plan, host: &Db) -> Result<Vec<String>> {
 
 /// `check --data`: every source read whole, every unreadable value and repeated member
 /// reported, and every name a badge looks for that no row has.
-async fn survey(plan: &plan::Plan, db: &Db) -> Report {
+/// The frames read go into `frames`.
+async fn survey(plan: &plan::Plan, db: &Db, frames: &mut BTreeMap<SourceKind, DataFrame>) -> Report {
     let mut found = Report::default();
-    let mut frames = BTreeMap::new();
     for (&kind, sql) in &plan.sources {
         match sources::survey_source(db, kind, sql, plan.timezone).await {
             Ok(survey) => {
@@ -251,10 +259,20 @@ fn column_values<'a>(frame: &'a DataFrame, column: &str) -> HashSet<&'a str> {
     frame.column(column).ok().and_then(|c| c.str().ok()).map(|s| s.iter().flatten().collect()).unwrap_or_default()
 }
 
-/// What the `metrics` source's names say: formula metrics no row has (a warning: they are 0
-/// until one does) and rows named like a built-in metric (a problem: the built-in wins, so the
-/// rows are never read).
-async fn metric_names(plan: &plan::Plan, db: &Db) -> Result<Report> {
+/// The `metrics` source's rows, if it is configured.
+async fn load_metrics(plan: &plan::Plan, db: &Db) -> Result<Option<DataFrame>> {
+    if !plan.sources.contains_key(&SourceKind::Metrics) {
+        return Ok(None);
+    }
+    let wanted = BTreeSet::from([SourceKind::Metrics]);
+    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await.complete()?;
+    Ok(snapshot.frames.into_values().next())
+}
+
+/// What the `metrics` source's names say (`metrics`: its rows, if configured and read):
+/// formula metrics no row has (a warning: they are 0 until one does) and rows named like a
+/// built-in metric (a problem: the built-in wins, so the rows are never read).
+fn metric_names(plan: &plan::Plan, metrics: Option<&DataFrame>) -> Report {
     let used: Vec<(&str, String)> = plan
         .badges
         .iter()
@@ -264,15 +282,8 @@ async fn metric_names(plan: &plan::Plan, db: &Db) -> Result<Report> {
         })
         .flat_map(|(id, tree)| crate::formula::compile::host_metrics(tree).into_iter().map(move |m| (id, m)))
         .collect();
-    if !plan.sources.contains_key(&SourceKind::Metrics) {
-        return Ok(Report::default());
-    }
-    let wanted = BTreeSet::from([SourceKind::Metrics]);
-    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await?.complete()?;
-    let known: BTreeSet<String> = snapshot
-        .frame(SourceKind::Metrics)
-        .map(|df| column_values(df, "name").into_iter().map(str::to_string).collect())
-        .unwrap_or_default();
+    let Some(metrics) = metrics else { return Report::default() };
+    let known: BTreeSet<String> = column_values(metrics, "name").into_iter().map(str::to_string).collect();
     let mut report = Report::default();
     for name in &known {
         let head = name.split_once('.').map_or(name.as_str(), |(head, _)| head);
@@ -280,7 +291,7 @@ async fn metric_names(plan: &plan::Plan, db: &Db) -> Result<Report> {
             report.problems.push(format!(
                 "source 'metrics' has rows named '{name}', the name of a built-in metric: metric.{name} counts \
                  the {} source, so these rows are never read; rename them in the query (e.g. 'host_{}')",
-                crate::formula::compile::builtin_source(head),
+                crate::formula::compile::metric_source(head),
                 name.replace('.', "_")
             ));
         }
@@ -291,7 +302,7 @@ async fn metric_names(plan: &plan::Plan, db: &Db) -> Result<Report> {
              (metric.{metric} is 0 for everyone until it does)"
         )
     }));
-    Ok(report)
+    report
 }
 
 /// With `[issuer]` set, Open Badges exports identify recipients by the users source's `email`

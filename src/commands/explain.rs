@@ -79,7 +79,7 @@ pub async fn explain(
     let evaluable: Vec<&Badge> = badges.iter().copied().filter(|b| !matches!(b.criterion, Criterion::Manual)).collect();
     let mut wanted: BTreeSet<SourceKind> = evaluable.iter().flat_map(|b| b.sources()).collect();
     wanted.insert(SourceKind::Users);
-    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await?;
+    let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await;
     // Without the members nothing can be explained; another source that failed only makes
     // the badges that read it unexplainable (below).
     if let Some(message) = snapshot.failed.get(&SourceKind::Users) {
@@ -106,6 +106,16 @@ pub async fn explain(
     }))
 }
 
+/// A held award and one explanation, looked up by badge id.
+type ByBadge<'a> = (BTreeMap<&'a str, &'a (StoredAward, Option<i64>)>, BTreeMap<&'a str, &'a BadgeExplanation>);
+
+/// The member's awards and the explanations by badge id, for the renderers.
+fn by_badge<'a>(held: &'a [(StoredAward, Option<i64>)], explained: Option<&'a Vec<BadgeExplanation>>) -> ByBadge<'a> {
+    let held = held.iter().map(|h| (h.0.badge_id.as_str(), h)).collect();
+    let by_id = explained.map(|e| e.iter().map(|b| (b.badge_id.as_str(), b)).collect()).unwrap_or_default();
+    (held, by_id)
+}
+
 /// The explanation as text.
 pub fn render(
     plan: &Plan,
@@ -119,9 +129,7 @@ pub fn render(
     if explained.is_none() {
         out.push_str("  not a member at that instant: no such user_id in the users source, or created later\n");
     }
-    let held: BTreeMap<&str, &(StoredAward, Option<i64>)> = held.iter().map(|h| (h.0.badge_id.as_str(), h)).collect();
-    let by_id: BTreeMap<&str, &BadgeExplanation> =
-        explained.map(|e| e.iter().map(|b| (b.badge_id.as_str(), b)).collect()).unwrap_or_default();
+    let (held, by_id) = by_badge(held, explained);
     for badge in badges {
         out.push_str(&format!("\n{} ({}, {})\n", badge.id, badge.name, badge.status.as_str()));
         match held.get(badge.id.as_str()) {
@@ -164,14 +172,14 @@ fn mark(pass: bool) -> &'static str {
 
 /// A node on its own line with its outcome, its children below it, one level deeper.
 fn write_node(out: &mut String, node: &NodeOutcome, depth: usize) {
-    let (group, children): (&str, Vec<&NodeOutcome>) = match node {
-        NodeOutcome::All { children, .. } => ("all of:", children.iter().collect()),
-        NodeOutcome::Any { children, .. } => ("any of:", children.iter().collect()),
-        NodeOutcome::Not { child, .. } => ("not:", vec![child.as_ref()]),
+    let group = match node {
+        NodeOutcome::All { .. } => "all of:",
+        NodeOutcome::Any { .. } => "any of:",
+        NodeOutcome::Not { .. } => "not:",
         NodeOutcome::Check(check) => return write_check(out, check, depth),
     };
     out.push_str(&format!("{}{} {group}\n", indent(depth), mark(node.pass())));
-    for child in children {
+    for child in node.children() {
         write_node(out, child, depth + 1);
     }
 }
@@ -201,9 +209,7 @@ pub fn render_json(
     held: &[(StoredAward, Option<i64>)],
     explained: Option<&Vec<BadgeExplanation>>,
 ) -> serde_json::Value {
-    let held: BTreeMap<&str, &(StoredAward, Option<i64>)> = held.iter().map(|h| (h.0.badge_id.as_str(), h)).collect();
-    let by_id: BTreeMap<&str, &BadgeExplanation> =
-        explained.map(|e| e.iter().map(|b| (b.badge_id.as_str(), b)).collect()).unwrap_or_default();
+    let (held, by_id) = by_badge(held, explained);
     let badges: Vec<serde_json::Value> = badges
         .iter()
         .map(|badge| {
@@ -240,14 +246,14 @@ pub fn render_json(
 }
 
 fn node_json(node: &NodeOutcome) -> serde_json::Value {
-    let group = |op: &str, children: Vec<&NodeOutcome>| {
-        let children: Vec<serde_json::Value> = children.into_iter().map(node_json).collect();
+    let group = |op: &str| {
+        let children: Vec<serde_json::Value> = node.children().into_iter().map(node_json).collect();
         serde_json::json!({ "op": op, "pass": node.pass(), "children": children })
     };
     match node {
-        NodeOutcome::All { children, .. } => group("and", children.iter().collect()),
-        NodeOutcome::Any { children, .. } => group("or", children.iter().collect()),
-        NodeOutcome::Not { child, .. } => group("not", vec![child.as_ref()]),
+        NodeOutcome::All { .. } => group("and"),
+        NodeOutcome::Any { .. } => group("or"),
+        NodeOutcome::Not { .. } => group("not"),
         NodeOutcome::Check(check) => {
             let values: Vec<serde_json::Value> =
                 check.values.iter().map(|(name, value)| serde_json::json!({ "name": name, "value": value })).collect();

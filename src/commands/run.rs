@@ -398,7 +398,7 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let clock = std::time::Instant::now();
     let snapshot =
         sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard, target.plan.timezone)
-            .await?;
+            .await;
     drop(loading);
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");

@@ -39,17 +39,24 @@ impl NodeOutcome {
         }
     }
 
+    /// The node's children, left to right (none for a check).
+    pub fn children(&self) -> Vec<&NodeOutcome> {
+        match self {
+            NodeOutcome::All { children, .. } | NodeOutcome::Any { children, .. } => children.iter().collect(),
+            NodeOutcome::Not { child, .. } => vec![child.as_ref()],
+            NodeOutcome::Check(_) => Vec::new(),
+        }
+    }
+
     /// The checks, left to right.
     pub fn checks(&self) -> Vec<&CheckOutcome> {
+        // A work stack: a formula may nest 256 levels deep.
         let mut out = Vec::new();
         let mut stack = vec![self];
         while let Some(node) = stack.pop() {
             match node {
-                NodeOutcome::All { children, .. } | NodeOutcome::Any { children, .. } => {
-                    stack.extend(children.iter().rev())
-                }
-                NodeOutcome::Not { child, .. } => stack.push(child),
                 NodeOutcome::Check(check) => out.push(check),
+                group => stack.extend(group.children().into_iter().rev()),
             }
         }
         out
@@ -148,7 +155,6 @@ impl Evaluation {
         let row = self.features.clone().lazy().filter(col("user_id").eq(lit(user_id)));
         let mut exprs = Vec::new();
         for (b, compiled) in self.compiled.iter().enumerate() {
-            exprs.push(compiled.pass.clone().alias(format!("b{b}")));
             Columns { prefix: format!("b{b}"), next: 0, exprs: &mut exprs }.add(&compiled.tree);
         }
         if exprs.is_empty() {
@@ -161,9 +167,9 @@ impl Evaluation {
         let mut outcomes = Vec::new();
         for (b, compiled) in self.compiled.iter().enumerate() {
             let mut row = Row { evaluation: self, frame: &frame, user_id, prefix: format!("b{b}"), next: 0 };
-            let qualifies = row.get(&format!("b{b}"))? == AnyValue::Boolean(true);
+            // The root node's expression is the badge's whole predicate, as in a run.
             let tree = row.outcome(&compiled.tree)?;
-            outcomes.push(BadgeOutcome { badge_id: compiled.badge_id.clone(), qualifies, tree });
+            outcomes.push(BadgeOutcome { badge_id: compiled.badge_id.clone(), qualifies: tree.pass(), tree });
         }
         Ok(Some(outcomes))
     }

@@ -194,7 +194,7 @@ impl CheckTree {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     pub badge_id: String,
-    pub pass: Expr,
+    /// The criterion's checks; the root's expression is the whole predicate.
     pub tree: CheckTree,
 }
 
@@ -209,7 +209,7 @@ pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
         }
         Criterion::Manual => return None,
     };
-    Some(Compiled { badge_id: badge.id.clone(), pass: tree.pass().clone(), tree })
+    Some(Compiled { badge_id: badge.id.clone(), tree })
 }
 
 /// Separates the badges that can be evaluated on `snapshot` from those that read a source
@@ -284,7 +284,7 @@ impl Evaluation {
                 self.features
                     .clone()
                     .lazy()
-                    .filter(c.pass.clone())
+                    .filter(c.tree.pass().clone())
                     .select([lit(c.badge_id.as_str()).alias("badge_id"), col("user_id")])
             })
             .collect();

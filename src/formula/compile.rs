@@ -120,12 +120,9 @@ fn split_metric(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// The source a built-in metric counts (`posts`, `trainings_passed`, ...).
-pub fn builtin_source(head: &str) -> SourceKind {
-    metric_source(head)
-}
-
-fn metric_source(name: &str) -> SourceKind {
+/// The source a metric is read from: the one a built-in metric counts (`posts`,
+/// `trainings_passed`, ...), else `metrics`.
+pub fn metric_source(name: &str) -> SourceKind {
     match split_metric(name).0 {
         "posts" | "distinct_threads" => SourceKind::Posts,
         "connections" => SourceKind::Connections,

@@ -30,12 +30,7 @@ impl Reading {
 }
 
 /// Loads every requested source concurrently into one snapshot.
-pub async fn load_snapshot(
-    db: &Db,
-    queries: &SourceQueries,
-    wanted: &BTreeSet<SourceKind>,
-    timezone: Tz,
-) -> Result<Snapshot> {
+pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<SourceKind>, timezone: Tz) -> Snapshot {
     load_snapshot_shard(db, queries, wanted, None, timezone).await
 }
 
@@ -48,7 +43,7 @@ pub async fn load_snapshot_shard(
     wanted: &BTreeSet<SourceKind>,
     shard: Option<Shard>,
     timezone: Tz,
-) -> Result<Snapshot> {
+) -> Snapshot {
     let loads = wanted.iter().map(|&kind| async move {
         let loaded = async {
             let sql = queries
@@ -77,7 +72,7 @@ pub async fn load_snapshot_shard(
             }
         }
     }
-    Ok(snapshot)
+    snapshot
 }
 
 /// What surveying one source found: the frame (unreadable values as NULL) and, per column,

@@ -437,3 +437,15 @@ async fn explain_still_explains_the_badges_whose_sources_loaded_and_says_why_the
     let poster = section("poster");
     assert!(poster.contains("→ qualifies"), "{}", explained.describe());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_data_reads_the_metrics_once_and_reports_a_bad_metric_value_once() {
+    let (host, config) = host_with_a_bad_sign_in().await;
+    host.exec("INSERT INTO counters (user_id, counter, amount) VALUES (1, 'karma', 3), (2, 'karma', 'lots')").await;
+
+    let data = run_binary(&config, &["check", "--data"]);
+
+    assert_eq!(data.code, 1, "{}", data.describe());
+    assert_eq!(data.stdout.matches("'lots'").count(), 1, "one report of the bad value: {}", data.describe());
+    assert!(data.stdout.contains("source 'metrics', column 'value': 1 unreadable value"), "{}", data.describe());
+}
