@@ -244,15 +244,23 @@ impl FeatureSet {
             return Ok(frame.clone().lazy());
         }
         let failed = |e: PolarsError| anyhow!("counting connections per {period}: {e}");
-        let days = self
-            .activity(snapshot, SourceKind::Connections, since)?
-            .select([col("user_id"), self.local_days(snapshot, SourceKind::Connections)?.alias("day")]);
-        let rows = match period {
-            Period::Week => {
-                let day = col("day");
-                days.select([col("user_id"), (day.clone() - ((day + lit(3 + WEEK_ALIGN)) % lit(7i64))).alias("period")])
+        let connections = self.activity(snapshot, SourceKind::Connections, since)?;
+        let rows = match self.table_keys(snapshot, SourceKind::Connections, DayKey::from(period))? {
+            Some(keys) => connections.select([col("user_id"), keys.alias("period")]),
+            None => {
+                let days = connections
+                    .select([col("user_id"), self.stepped_days(snapshot, SourceKind::Connections)?.alias("day")]);
+                match period {
+                    Period::Week => {
+                        let day = col("day");
+                        days.select([
+                            col("user_id"),
+                            (day.clone() - ((day + lit(3 + WEEK_ALIGN)) % lit(7i64))).alias("period"),
+                        ])
+                    }
+                    Period::Month => with_month_index(days, "day", "period").select([col("user_id"), col("period")]),
+                }
             }
-            Period::Month => with_month_index(days, "day", "period").select([col("user_id"), col("period")]),
         }
         .collect()
         .map_err(failed)?;
@@ -279,7 +287,7 @@ impl FeatureSet {
         // A gap of one key between members, so one member's last day never continues the
         // next member's first.
         if let Some(packed) = Packed::of(&rows, "day", 1) {
-            return Ok(packed.longest_runs(rows));
+            return packed.longest_runs(rows).map_err(|e| anyhow!("reading sign-in days: {e}"));
         }
         let starts_run = col("user_id")
             .neq(col("user_id").shift(lit(1)))
@@ -324,29 +332,43 @@ impl FeatureSet {
     }
 
     /// The local calendar day (days since 1970-01-01 in the evaluation timezone) of each row's
-    /// `created_at`: the UTC offset comes from the zone's few offset changes over the column's
-    /// range, as a chain of comparisons, instead of a zone lookup per row.
+    /// `created_at`.
     fn local_days(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Expr> {
-        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
-        // Shifts instants far enough forward that integer division rounds down for any date
-        // after year 1.
-        const SHIFT_DAYS: i64 = 1_000_000;
+        match self.table_keys(snapshot, kind, DayKey::Day)? {
+            Some(days) => Ok(days),
+            None => self.stepped_days(snapshot, kind),
+        }
+    }
+
+    /// The range of the source's `created_at` (µs) and the zone's first offset and offset
+    /// changes over it; `None` for an empty column.
+    fn offsets(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Option<ZoneSpan>> {
         let frame = snapshot.frame(kind).ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
         let at = frame
             .column("created_at")
             .and_then(|c| c.as_materialized_series().cast(&DataType::Int64))
             .map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
         let at = at.i64().map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
-        let (first, changes) = match (at.min(), at.max()) {
-            (Some(min), Some(max)) => {
-                let (first, changes) = crate::instant::offset_changes(&self.ctx.timezone, min, max);
-                if let Some(days) = Self::day_table(min, max, first, &changes) {
-                    return Ok(days);
-                }
-                (first, changes)
-            }
-            _ => (0, Vec::new()),
-        };
+        Ok(at.min().zip(at.max()).map(|(min, max)| {
+            let (first, changes) = crate::instant::offset_changes(&self.ctx.timezone, min, max);
+            ZoneSpan { min, max, first, changes }
+        }))
+    }
+
+    /// Each row's local day reduced to `key`, by one lookup in the quarter-hour table (see
+    /// [`FeatureSet::day_table`]); `None` where the zone does not allow the table.
+    fn table_keys(&self, snapshot: &Snapshot, kind: SourceKind, key: DayKey) -> Result<Option<Expr>> {
+        Ok(self.offsets(snapshot, kind)?.and_then(|span| Self::day_table(&span, key)))
+    }
+
+    /// The local day of each row from the zone's few offset changes over the column's range, as
+    /// a chain of comparisons, instead of a zone lookup per row (for zones without the table).
+    fn stepped_days(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Expr> {
+        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
+        // Shifts instants far enough forward that integer division rounds down for any date
+        // after year 1.
+        const SHIFT_DAYS: i64 = 1_000_000;
+        let (first, changes) = self.offsets(snapshot, kind)?.map_or((0, Vec::new()), |s| (s.first, s.changes));
         let micros = micros(col("created_at"));
         // The offset is a step function: the first offset plus each change's difference from
         // the instant it takes effect.
@@ -360,33 +382,34 @@ impl FeatureSet {
     }
 
     /// Where the zone's offsets and their changes all fall on quarter hours (every zone since the
-    /// 1970s), each UTC quarter hour lies inside one local day: the local day of every instant is
-    /// then one lookup in a table of the quarter hours between `min` and `max`, instead of one pass
-    /// over the column per offset change. `None` when that does not hold or the table would be
-    /// large (over a century of quarter hours).
-    fn day_table(min: i64, max: i64, first: i64, changes: &[(i64, i64)]) -> Option<Expr> {
+    /// 1970s), each UTC quarter hour lies inside one local day: the local day of every instant,
+    /// or its week or month, is then one lookup in a table of the quarter hours between the
+    /// span's ends, instead of one pass over the column per offset change (and, for months,
+    /// six more). `None` when that does not hold or the table would be large (over a century of
+    /// quarter hours).
+    fn day_table(span: &ZoneSpan, key: DayKey) -> Option<Expr> {
         const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
         const QUARTER: i64 = 15 * 60 * crate::instant::MICROS_PER_SECOND;
         const MAX_QUARTERS: i64 = 100 * 366 * 96;
         let aligned = |v: i64| v.rem_euclid(QUARTER) == 0;
-        if !aligned(first) || !changes.iter().all(|(at, offset)| aligned(*at) && aligned(*offset)) {
+        if !aligned(span.first) || !span.changes.iter().all(|(at, offset)| aligned(*at) && aligned(*offset)) {
             return None;
         }
-        let base = min.div_euclid(QUARTER);
-        let quarters = max.div_euclid(QUARTER).checked_sub(base)?.checked_add(1)?;
+        let base = span.min.div_euclid(QUARTER);
+        let quarters = span.max.div_euclid(QUARTER).checked_sub(base)?.checked_add(1)?;
         if quarters > MAX_QUARTERS {
             return None;
         }
-        let mut days = Vec::with_capacity(usize::try_from(quarters).ok()?);
-        let (mut offset, mut next) = (first, changes.iter().peekable());
+        let mut keys = Vec::with_capacity(usize::try_from(quarters).ok()?);
+        let (mut offset, mut next) = (span.first, span.changes.iter().peekable());
         for q in 0..quarters {
             let start = (base + q) * QUARTER;
             while let Some((_, changed)) = next.next_if(|(at, _)| *at <= start) {
                 offset = *changed;
             }
-            days.push((start + offset).div_euclid(DAY));
+            keys.push(key.of_day((start + offset).div_euclid(DAY)));
         }
-        let table = Series::new("local_days".into(), days);
+        let table = Series::new("local_days".into(), keys);
         // Every instant is at or after `min`, so the index is never negative.
         let index = ((micros(col("created_at")) - lit(base * QUARTER)) / lit(QUARTER)).cast(DataType::UInt32);
         Some(lit(table).gather(index, false))
@@ -396,6 +419,56 @@ impl FeatureSet {
     fn local_zoned(&self, instant: Expr) -> Expr {
         instant.dt().convert_time_zone(self.ctx.polars_timezone())
     }
+}
+
+/// A source's `created_at` range (µs) with the evaluation zone's offset at its start and the
+/// offset changes inside it (instant, new offset), all in µs.
+struct ZoneSpan {
+    min: i64,
+    max: i64,
+    first: i64,
+    changes: Vec<(i64, i64)>,
+}
+
+/// What a local day is reduced to: the day itself, the Monday of its ISO week, or its month
+/// (`year * 12 + month - 1`), each as an Int64 key.
+#[derive(Debug, Clone, Copy)]
+enum DayKey {
+    Day,
+    Week,
+    Month,
+}
+
+impl From<Period> for DayKey {
+    fn from(period: Period) -> Self {
+        match period {
+            Period::Week => DayKey::Week,
+            Period::Month => DayKey::Month,
+        }
+    }
+}
+
+impl DayKey {
+    /// The key of local day `day` (days since 1970-01-01).
+    fn of_day(self, day: i64) -> i64 {
+        match self {
+            DayKey::Day => day,
+            DayKey::Week => day - (day + 3).rem_euclid(7),
+            DayKey::Month => month_of_day(day),
+        }
+    }
+}
+
+/// The month (`year * 12 + month - 1`) of a day number (days since 1970-01-01), by H. Hinnant's
+/// civil-from-days, the same arithmetic as [`with_month_index`].
+fn month_of_day(day: i64) -> i64 {
+    let z = day + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let mp = (5 * (doe - (365 * yoe + yoe / 4 - yoe / 100)) + 2) / 153;
+    let january_or_february = i64::from(mp >= 10);
+    (yoe + era * 400 + january_or_february) * 12 + mp + 2 - january_or_february * 12
 }
 
 /// `(user_id, key)` pairs packed into one Int64, `(user_id - user_min) * stride + (key -
@@ -433,9 +506,10 @@ impl Packed {
     }
 
     /// Each member's longest run of consecutive days: `(user_id, value)`.
-    fn longest_runs(&self, rows: DataFrame) -> LazyFrame {
+    fn longest_runs(&self, rows: DataFrame) -> PolarsResult<LazyFrame> {
         let k = col("k");
-        rows.lazy()
+        let runs = rows
+            .lazy()
             .select([self.pack("day").alias("k")])
             .sort(["k"], SortMultipleOptions::default())
             // Sorted: a repeated day is a repeat of the previous row.
@@ -444,21 +518,39 @@ impl Packed {
             .with_columns([col("position").cast(DataType::Int64), len().cast(DataType::Int64).alias("days_total")])
             // A run starts where the key is not the previous key plus one day.
             .filter(k.clone().neq(k.clone().shift(lit(1)) + lit(1i64)).fill_null(lit(true)))
-            .select([
-                (k / lit(self.stride) + lit(self.user_min)).alias("user_id"),
-                (col("position").shift(lit(-1)).fill_null(col("days_total")) - col("position")).alias("days"),
-            ])
+            .select([k, (col("position").shift(lit(-1)).fill_null(col("days_total")) - col("position")).alias("days")])
+            .collect()?;
+        Ok(self
+            .with_members(runs, "user_id", self.user_min)?
+            .lazy()
             .group_by([col("user_id")])
-            .agg([col("days").max().alias("value")])
+            .agg([col("days").max().alias("value")]))
+    }
+
+    /// `frame` (sorted by its packed key `k`) with column `name`: each row's member id, `k /
+    /// stride + offset`, flagged as sorted so that grouping by it takes Polars' sorted path
+    /// (contiguous slices) instead of a hash table over millions of rows.
+    fn with_members(&self, mut frame: DataFrame, name: &str, offset: i64) -> PolarsResult<DataFrame> {
+        let mut members = (frame.column("k")?.i64()? / self.stride + offset).into_series();
+        members.set_sorted_flag(polars::series::IsSorted::Ascending);
+        frame.with_column(members.with_name(name.into()).into_column())?;
+        Ok(frame)
     }
 
     /// Each member's most rows in one period and the earliest period with that many:
     /// `(user_id, best, key)`.
     fn best_periods(&self, rows: DataFrame) -> PolarsResult<DataFrame> {
+        // Count by sorting the packed keys and measuring the runs of equal keys: a sort of one
+        // Int64 column needs a fraction of a hash group-by's memory over millions of rows.
+        let k = col("k");
         let counts = rows
             .lazy()
-            .group_by([self.pack("period").alias("k")])
-            .agg([len().cast(DataType::Int64).alias("n")])
+            .select([self.pack("period").alias("k")])
+            .sort(["k"], SortMultipleOptions::default())
+            .with_row_index("position", None)
+            .with_columns([col("position").cast(DataType::Int64), len().cast(DataType::Int64).alias("total")])
+            .filter(k.clone().neq(k.clone().shift(lit(1))).fill_null(lit(true)))
+            .select([k, (col("position").shift(lit(-1)).fill_null(col("total")) - col("position")).alias("n")])
             .collect()?;
         let most = counts.column("n")?.i64()?.max().unwrap_or(0);
         // Repack as (member, most - n, period): the smallest value per member is its best count
@@ -474,12 +566,11 @@ impl Packed {
             ]);
             return best_of_counts(unpacked).collect();
         };
-        let member = col("k") / lit(self.stride);
-        let rank = member.clone() * lit(span) + (lit(most) - col("n")) * lit(self.stride) + col("k") % lit(self.stride);
+        let rank = col("member") * lit(span) + (lit(most) - col("n")) * lit(self.stride) + col("k") % lit(self.stride);
         let r = col("r");
-        counts
+        self.with_members(counts, "member", 0)?
             .lazy()
-            .select([member.alias("member"), rank.alias("r")])
+            .select([col("member"), rank.alias("r")])
             .group_by([col("member")])
             .agg([r.min()])
             .select([
@@ -567,9 +658,14 @@ mod tests {
     /// The local day (days since 1970-01-01) of each instant by the quarter-hour table, or
     /// `None` when the zone's offsets do not allow it.
     fn table_days(tz: chrono_tz::Tz, instants: &[i64]) -> Option<Vec<i64>> {
+        table_keys(tz, instants, DayKey::Day)
+    }
+
+    /// Each instant's local day reduced to `key` by the quarter-hour table.
+    fn table_keys(tz: chrono_tz::Tz, instants: &[i64], key: DayKey) -> Option<Vec<i64>> {
         let (min, max) = (*instants.iter().min()?, *instants.iter().max()?);
         let (first, changes) = crate::instant::offset_changes(&tz, min, max);
-        let expr = FeatureSet::day_table(min, max, first, &changes)?;
+        let expr = FeatureSet::day_table(&ZoneSpan { min, max, first, changes }, key)?;
         let at = Column::new("created_at".into(), instants)
             .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
             .expect("datetimes");
@@ -598,6 +694,33 @@ mod tests {
                 let expected = local.map(|d| i64::from(d.num_days_from_ce()) - 719_163);
                 assert_eq!(Some(day), expected, "{tz} at {micros}");
             }
+        }
+    }
+
+    #[test]
+    fn the_quarter_hour_table_gives_each_instants_local_iso_week_and_month() {
+        // Every 53 minutes over two years, in a zone whose offset changes twice a year.
+        let tz = chrono_tz::Europe::Berlin;
+        let start = 1_735_000_000_000_000i64;
+        let instants: Vec<i64> = (0..20_000).map(|i| start + i * 53 * 60 * 1_000_000).collect();
+        let weeks = table_keys(tz, &instants, DayKey::Week).expect("Berlin's offsets are whole hours");
+        let months = table_keys(tz, &instants, DayKey::Month).expect("Berlin's offsets are whole hours");
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        for ((micros, week), month) in instants.iter().zip(weeks).zip(months) {
+            let local = chrono::DateTime::from_timestamp_micros(*micros).expect("an instant").with_timezone(&tz);
+            let date = local.date_naive();
+            let monday = date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()));
+            assert_eq!(epoch + chrono::Duration::days(week), monday, "week of {local}");
+            assert_eq!(month, i64::from(date.year()) * 12 + i64::from(date.month0()), "month of {local}");
+        }
+    }
+
+    #[test]
+    fn month_of_day_agrees_with_the_calendar_for_every_day_from_1600_to_2400() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        for day in -135_140..157_000i64 {
+            let date = epoch + chrono::Duration::days(day);
+            assert_eq!(month_of_day(day), i64::from(date.year()) * 12 + i64::from(date.month0()), "{date}");
         }
     }
 
@@ -645,7 +768,7 @@ mod tests {
         // Member 1: days 10, 11, 11 (a repeat), 12, then 14; member 2: 13, 14 (right after 1's).
         let rows = frame(&[1, 1, 1, 1, 1, 2, 2], &[10, 11, 11, 12, 14, 13, 14], "day");
         let packed = Packed::of(&rows, "day", 1).expect("small ranges pack");
-        let runs = packed.longest_runs(rows).collect().expect("runs");
+        let runs = packed.longest_runs(rows).and_then(LazyFrame::collect).expect("runs");
         assert_eq!(sorted_rows(runs, &["user_id", "value"]), vec![vec![Some(1), Some(3)], vec![Some(2), Some(2)]]);
     }
 
