@@ -18,7 +18,7 @@ pub use postgres::COPY_AWARDS_PER_TRANSACTION;
 pub use outbox::{LeaderboardRow, OutboxRow};
 
 pub use lock::{RunLock, acquire as acquire_lock};
-pub use migrate::migrate;
+pub use migrate::{migrate, migrate_until};
 
 use crate::config::plan::{Badge, BadgeStatus};
 use crate::db::{Db, Dialect};
@@ -296,6 +296,12 @@ impl Store {
     /// ones in the outbox in the same transaction. `kinds` gives each badge's source and
     /// whether its awards are announced (badges not in it: `default`). With `stop` set it
     /// stops between transactions, so everything committed stays whole.
+    ///
+    /// Rows are written in the table's key order (member, then badge) with plain inserts (on
+    /// PostgreSQL, COPY) and no conflict check: a run holds the run lock and removed existing
+    /// awards with an anti-join, so they are all new unless another writer raced it. Then the
+    /// key refuses that transaction, which is rolled back whole and written again skipping the
+    /// pairs that exist.
     pub async fn insert_awards(
         &self,
         awards: &DataFrame,
@@ -307,68 +313,127 @@ impl Store {
     ) -> Result<Inserted> {
         let badge_ids = awards.column("badge_id").and_then(|c| c.str().cloned())?;
         let user_ids = awards.column("user_id").and_then(|c| c.i64().cloned())?;
-        let rows: Vec<(&str, i64)> = badge_ids
+        let mut rows: Vec<(&str, i64)> = badge_ids
             .iter()
             .zip(user_ids.iter())
             .map(|(b, u)| b.zip(u).ok_or_else(|| anyhow!("an award without badge or member")))
             .collect::<Result<_>>()?;
-        if let Db::Postgres(pool) = &self.db {
-            let kind_of = |badge: &str| kinds.get(badge).copied().unwrap_or(default);
-            return postgres::insert_awards(pool, &rows, awarded_at, kind_of, run_id, stop).await;
-        }
-        let head = self.insert_head("accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify)");
-        let suffix = self.conflict_suffix();
-        let queue_head = self.insert_head("accolade_outbox (badge_id, user_id, created_at, state)");
-        let mut counts: Vec<(String, u64)> = Vec::new();
-        for transaction_rows in rows.chunks(AWARDS_PER_TRANSACTION) {
+        let badges = badge_order(&rows);
+        rows.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        let kind_of = |badge: &str| kinds.get(badge).copied().unwrap_or(default);
+        let (per_badge, stopped) = match &self.db {
+            Db::Postgres(pool) => postgres::insert_awards(pool, &rows, awarded_at, kind_of, run_id, stop).await?,
+            _ => self.insert_in_statements(&rows, awarded_at, kind_of, run_id, stop).await?,
+        };
+        let counts = badges.into_iter().map(|b| (b.to_string(), per_badge.get(b).copied().unwrap_or(0))).collect();
+        Ok(Inserted { counts, stopped })
+    }
+
+    /// SQLite and MySQL: `rows` (in key order) in multi-row inserts of [`INSERT_BATCH_ROWS`],
+    /// [`AWARDS_PER_TRANSACTION`] per transaction; new awards per badge, and whether it stopped.
+    async fn insert_in_statements<'a>(
+        &self,
+        rows: &[(&'a str, i64)],
+        awarded_at: DateTime<Utc>,
+        kind_of: impl Fn(&str) -> AwardKind,
+        run_id: Option<i64>,
+        stop: Option<&AtomicBool>,
+    ) -> Result<(HashMap<&'a str, u64>, bool)> {
+        let mut per_badge: HashMap<&str, u64> = HashMap::new();
+        for chunk in rows.chunks(AWARDS_PER_TRANSACTION) {
             if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
-                return Ok(Inserted { counts, stopped: true });
+                return Ok((per_badge, true));
             }
-            with_pool!(&self.db, pool => {
-                let mut tx = pool.begin().await.context("starting an awards transaction")?;
-                for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
-                    // One statement per badge in the batch, so rows_affected counts per badge.
-                    for group in batch.chunk_by(|a, b| a.0 == b.0) {
-                        let badge = group[0].0;
-                        let kind = kinds.get(badge).copied().unwrap_or(default);
-                        let mut query = QueryBuilder::new(head.as_str());
-                        query.push_values(group, |mut row, (badge, user)| {
-                            row.push_bind(*badge)
-                                .push_bind(*user)
-                                .push_bind(awarded_at)
-                                .push_bind(kind.source.as_str())
-                                .push_bind(run_id)
-                                .push_bind(kind.notify);
-                        });
-                        query.push(suffix);
-                        let inserted =
-                            query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
-                        // Queue what the stored awards say to announce: a pair that already
-                        // existed keeps its own flag, and the outbox key stops a second queueing.
-                        // Awards not to announce (a quiet backfill) queue nothing new: a pair
-                        // another writer stored was queued by that writer.
-                        if kind.notify {
-                            let mut queue = QueryBuilder::new(queue_head.as_str());
-                            queue.push("SELECT badge_id, user_id, ").push_bind(awarded_at);
-                            queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
-                            queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
-                            let mut list = queue.separated(", ");
-                            for (_, user) in group {
-                                list.push_bind(*user);
-                            }
-                            queue.push(")").push(suffix);
-                            queue.build().execute(&mut *tx).await.context("queueing notifications")?;
-                        }
-                        match counts.last_mut() {
-                            Some((b, n)) if b == badge => *n += inserted,
-                            _ => counts.push((badge.to_string(), inserted)),
-                        }
+            match self.append_chunk(chunk, awarded_at, &kind_of, run_id).await {
+                Ok(()) => count_rows(chunk, &mut per_badge),
+                Err(error) if is_unique_violation(&error) => {
+                    tracing::debug!("a concurrent writer stored some of these awards: skipping them");
+                    for (badge, n) in self.insert_skipping_existing(chunk, awarded_at, &kind_of, run_id).await? {
+                        *per_badge.entry(badge).or_default() += n;
                     }
                 }
-                tx.commit().await.context("committing awards")?;
-            })
+                Err(error) => return Err(anyhow::Error::new(error).context("inserting awards")),
+            }
         }
-        Ok(Inserted { counts, stopped: false })
+        Ok((per_badge, false))
+    }
+
+    /// The fast path: one transaction of plain multi-row inserts of the chunk's awards, and of
+    /// the announced ones into the outbox, with no conflict check (a pair that exists fails the
+    /// transaction, and nothing of it is kept).
+    async fn append_chunk(
+        &self,
+        chunk: &[(&str, i64)],
+        awarded_at: DateTime<Utc>,
+        kind_of: &impl Fn(&str) -> AwardKind,
+        run_id: Option<i64>,
+    ) -> Result<(), sqlx::Error> {
+        let announced: Vec<(&str, i64)> = chunk.iter().filter(|(badge, _)| kind_of(badge).notify).copied().collect();
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            for batch in chunk.chunks(INSERT_BATCH_ROWS) {
+                let mut query = QueryBuilder::new(format!("INSERT INTO {AWARD_COLUMNS} "));
+                award_values!(query, batch, awarded_at, run_id, kind_of);
+                query.build().execute(&mut *tx).await?;
+            }
+            for batch in announced.chunks(INSERT_BATCH_ROWS) {
+                let mut query = QueryBuilder::new("INSERT INTO accolade_outbox (badge_id, user_id, created_at, state) ");
+                query.push_values(batch, |mut row, (badge, user)| {
+                    row.push_bind(*badge).push_bind(*user).push_bind(awarded_at).push_bind("deferred");
+                });
+                query.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// The fallback after a race: the chunk again in one transaction of conflict-ignoring
+    /// inserts, one statement per badge so that each counts its own new awards.
+    async fn insert_skipping_existing<'a>(
+        &self,
+        chunk: &[(&'a str, i64)],
+        awarded_at: DateTime<Utc>,
+        kind_of: &impl Fn(&str) -> AwardKind,
+        run_id: Option<i64>,
+    ) -> Result<Vec<(&'a str, u64)>> {
+        let mut by_badge = chunk.to_vec();
+        by_badge.sort_unstable();
+        let head = self.insert_head(AWARD_COLUMNS);
+        let suffix = self.conflict_suffix();
+        let queue_head = self.insert_head("accolade_outbox (badge_id, user_id, created_at, state)");
+        let mut counts = Vec::new();
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await.context("starting an awards transaction")?;
+            for batch in by_badge.chunks(INSERT_BATCH_ROWS) {
+                for group in batch.chunk_by(|a, b| a.0 == b.0) {
+                    let badge = group[0].0;
+                    let kind = kind_of(badge);
+                    let mut query = QueryBuilder::new(head.as_str());
+                    award_values!(query, group, awarded_at, run_id, kind_of);
+                    query.push(suffix);
+                    let inserted = query.build().execute(&mut *tx).await.context("inserting awards")?.rows_affected();
+                    // Queue what the stored awards say to announce: a pair that already
+                    // existed keeps its own flag, and the outbox key stops a second queueing.
+                    // Awards not to announce (a quiet backfill) queue nothing new: a pair
+                    // another writer stored was queued by that writer.
+                    if kind.notify {
+                        let mut queue = QueryBuilder::new(queue_head.as_str());
+                        queue.push("SELECT badge_id, user_id, ").push_bind(awarded_at);
+                        queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
+                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
+                        let mut list = queue.separated(", ");
+                        for (_, user) in group {
+                            list.push_bind(*user);
+                        }
+                        queue.push(")").push(suffix);
+                        queue.build().execute(&mut *tx).await.context("queueing notifications")?;
+                    }
+                    counts.push((badge, inserted));
+                }
+            }
+            tx.commit().await.context("committing awards")?;
+        });
+        Ok(counts)
     }
 
     /// `INSERT [IGNORE] INTO table (columns) ` for a conflict-ignoring insert.
@@ -510,6 +575,45 @@ impl Store {
                 .context("reading awards")
         })
     }
+}
+
+/// The table and columns award rows are inserted into.
+const AWARD_COLUMNS: &str = "accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify)";
+
+/// Pushes `VALUES` of award rows `(badge, member)` onto an insert of [`AWARD_COLUMNS`], each
+/// with its badge's source and notify flag (a macro: each database's query builder is its own
+/// type).
+macro_rules! award_values {
+    ($query:expr, $rows:expr, $awarded_at:expr, $run_id:expr, $kind_of:expr) => {
+        $query.push_values($rows, |mut row, (badge, user)| {
+            let kind = $kind_of(badge);
+            row.push_bind(*badge)
+                .push_bind(*user)
+                .push_bind($awarded_at)
+                .push_bind(kind.source.as_str())
+                .push_bind($run_id)
+                .push_bind(kind.notify);
+        })
+    };
+}
+use award_values;
+
+/// The badges of `rows` in the order they first appear.
+fn badge_order<'a>(rows: &[(&'a str, i64)]) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    rows.iter().map(|(badge, _)| *badge).filter(|badge| seen.insert(*badge)).collect()
+}
+
+/// Adds each badge's rows in `rows` to `per_badge`.
+fn count_rows<'a>(rows: &[(&'a str, i64)], per_badge: &mut HashMap<&'a str, u64>) {
+    for (badge, _) in rows {
+        *per_badge.entry(badge).or_default() += 1;
+    }
+}
+
+/// Whether a write failed on a unique key (another writer stored one of the pairs).
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|e| e.is_unique_violation())
 }
 
 /// A second copy of a prepared SQL string (each query takes its own).

@@ -2,7 +2,7 @@
 //! primary-key order (falling back to a staging table and `ON CONFLICT DO NOTHING` only when
 //! another writer raced the run), and binary COPY out, instead of multi-row statements.
 
-use super::{AwardKind, Inserted};
+use super::{AwardKind, count_rows, is_unique_violation};
 use crate::evaluate::awards_frame;
 use crate::sources::copy::{Wire, copy_out};
 use crate::sources::decode::ColumnBuilder;
@@ -28,23 +28,24 @@ pub const COPY_AWARDS_PER_TRANSACTION: usize = 50_000;
 /// cores, which is what bounds a large backfill.
 const WRITERS: usize = 2;
 
-/// Inserts `rows` (sorted by badge) in transactions of [`COPY_AWARDS_PER_TRANSACTION`], the
-/// transactions shared out over [`WRITERS`] connections (each session holds its staging table).
-pub async fn insert_awards(
+/// Inserts `rows` (in key order: member, then badge) in transactions of
+/// [`COPY_AWARDS_PER_TRANSACTION`], the transactions shared out over [`WRITERS`] connections
+/// (each session holds its staging table); new awards per badge, and whether it stopped.
+pub async fn insert_awards<'a>(
     pool: &PgPool,
-    rows: &[(&str, i64)],
+    rows: &[(&'a str, i64)],
     awarded_at: DateTime<Utc>,
     kind_of: impl Fn(&str) -> AwardKind + Sync,
     run_id: Option<i64>,
     stop: Option<&AtomicBool>,
-) -> Result<Inserted> {
+) -> Result<(HashMap<&'a str, u64>, bool)> {
     let chunks: Vec<&[(&str, i64)]> = rows.chunks(COPY_AWARDS_PER_TRANSACTION).collect();
     let writers = (0..WRITERS.min(chunks.len()).max(1)).map(|writer| {
         let mine: Vec<&[(&str, i64)]> = chunks.iter().skip(writer).step_by(WRITERS).copied().collect();
         write_chunks(pool, mine, awarded_at, &kind_of, run_id, stop)
     });
     let results = futures_util::future::try_join_all(writers).await?;
-    let mut per_badge: HashMap<String, u64> = HashMap::new();
+    let mut per_badge: HashMap<&str, u64> = HashMap::new();
     let mut stopped = false;
     for (counts, writer_stopped) in results {
         stopped |= writer_stopped;
@@ -52,55 +53,47 @@ pub async fn insert_awards(
             *per_badge.entry(badge).or_default() += n;
         }
     }
-    Ok(Inserted { counts: ordered(rows, &per_badge), stopped })
+    Ok((per_badge, stopped))
 }
 
 /// One writer: its chunks, one transaction each; returns new awards per badge and whether it
 /// stopped on request.
-async fn write_chunks(
+async fn write_chunks<'a>(
     pool: &PgPool,
-    chunks: Vec<&[(&str, i64)]>,
+    chunks: Vec<&[(&'a str, i64)]>,
     awarded_at: DateTime<Utc>,
     kind_of: &(impl Fn(&str) -> AwardKind + Sync),
     run_id: Option<i64>,
     stop: Option<&AtomicBool>,
-) -> Result<(HashMap<String, u64>, bool)> {
-    let mut per_badge: HashMap<String, u64> = HashMap::new();
+) -> Result<(HashMap<&'a str, u64>, bool)> {
+    let mut per_badge: HashMap<&str, u64> = HashMap::new();
     let mut conn = pool.acquire().await.context("connecting to insert awards")?;
     for chunk in chunks {
         if stop.is_some_and(|s| s.load(Ordering::SeqCst)) {
             return Ok((per_badge, true));
         }
-        let written = match copy_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await {
-            Ok(()) => count_chunk(chunk),
+        match copy_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await {
+            Ok(()) => count_rows(chunk, &mut per_badge),
             // Another writer (a manual `award`, a run of another shard with overlapping ids)
             // stored one of these pairs since the run read the existing awards: the COPY rolled
             // back whole, and the conflict-skipping path stores the rest.
             Err(error) if is_unique_violation(&error) => {
                 tracing::debug!("a concurrent writer stored some of these awards: skipping them");
-                stage_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await?
+                for (badge, n) in stage_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await? {
+                    // The staging path names only badges of this chunk.
+                    if let Some(badge) = chunk.iter().map(|(b, _)| *b).find(|b| *b == badge) {
+                        *per_badge.entry(badge).or_default() += n;
+                    }
+                }
             }
             Err(error) => return Err(anyhow::Error::new(error).context("inserting awards")),
-        };
-        for (badge, n) in written {
-            *per_badge.entry(badge).or_default() += n;
         }
     }
     Ok((per_badge, false))
 }
 
-/// New awards per badge of a chunk that was stored whole.
-fn count_chunk(chunk: &[(&str, i64)]) -> Vec<(String, u64)> {
-    chunk.chunk_by(|a, b| a.0 == b.0).map(|group| (group[0].0.to_string(), group.len() as u64)).collect()
-}
-
-/// Whether a write failed on a unique key (SQLSTATE 23505).
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "23505")
-}
-
 /// The fast path: one transaction that COPYs the chunk's awards straight into
-/// `accolade_awards` (already in primary-key order: badge, then member), and the announced
+/// `accolade_awards` (already in primary-key order: member, then badge), and the announced
 /// ones into `accolade_outbox`, with no conflict check. A run holds the run lock and removed
 /// the existing awards with an anti-join, so every row is new unless another writer raced it;
 /// then the database's unique key refuses the transaction and nothing of it is kept.
@@ -165,17 +158,6 @@ async fn stage_chunk(
         .context("inserting awards")?;
     tx.commit().await.context("committing awards")?;
     Ok(inserted.into_iter().map(|(badge, n)| (badge, n.max(0) as u64)).collect())
-}
-
-/// Counts in the order badges appear in `rows` (zero for badges with none new).
-fn ordered(rows: &[(&str, i64)], per_badge: &HashMap<String, u64>) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
-    for (badge, _) in rows {
-        if out.last().is_none_or(|(b, _)| b != badge) {
-            out.push((badge.to_string(), per_badge.get(*badge).copied().unwrap_or(0)));
-        }
-    }
-    out
 }
 
 /// The existing awards of these badges as a `(badge_id, user_id)` frame, read with binary COPY.

@@ -1683,3 +1683,122 @@ async fn a_manual_award_stored_after_the_run_read_the_existing_awards_is_kept_an
     let queued = host.count("SELECT COUNT(*) FROM accolade_outbox WHERE badge_id = 'poster'").await;
     assert_eq!(queued, 5, "every new award queued once, the manual one included");
 }
+
+// ---------------------------------------------------------------------------------------
+// The awards table's key
+// ---------------------------------------------------------------------------------------
+
+/// The awards table's primary key columns in key order, and how many indexes it has.
+async fn awards_key(host: &TestHost) -> (Option<String>, i64) {
+    let (columns, indexes) = match host.backend() {
+        Backend::Sqlite => (
+            "SELECT group_concat(name, ',') FROM (SELECT name FROM pragma_index_info((SELECT name FROM \
+             pragma_index_list('accolade_awards') WHERE origin = 'pk')) ORDER BY seqno)",
+            "SELECT COUNT(*) FROM pragma_index_list('accolade_awards')",
+        ),
+        Backend::Postgres => (
+            "SELECT string_agg(a.attname, ',' ORDER BY k.n) FROM pg_index i \
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = 'accolade_awards'::regclass AND i.indisprimary",
+            "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 'accolade_awards'",
+        ),
+        Backend::MySql => (
+            "SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = 'accolade_awards' AND index_name = 'PRIMARY'",
+            "SELECT COUNT(DISTINCT index_name) FROM information_schema.statistics \
+             WHERE table_schema = DATABASE() AND table_name = 'accolade_awards'",
+        ),
+    };
+    (host.text(columns).await, host.count(indexes).await)
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn upgrading_to_the_member_first_key_keeps_every_award_and_the_key_still_refuses_a_second_one(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    use accolade::store::{AwardKind, AwardSource};
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::canonical().await;
+    let store = host.store();
+    accolade::store::migrate_until(&store, 3).await.expect("the schema as version 3 left it");
+    assert_eq!(awards_key(&host).await, (Some("badge_id,user_id".to_string()), 2), "the old key and member index");
+    let quiet = AwardKind { source: AwardSource::Backfill, notify: false };
+    let loud = AwardKind { source: AwardSource::Manual, notify: true };
+    let kinds = std::collections::HashMap::from([("poster".to_string(), quiet), ("helper".to_string(), loud)]);
+    let awards = accolade::evaluate::awards_frame(
+        vec!["poster".into(), "poster".into(), "helper".into(), "helper".into()],
+        vec![2, 1, 2, 7],
+    )
+    .expect("a frame");
+    store.insert_awards(&awards, at(AS_OF), &kinds, quiet, None, None).await.expect("awards on the old schema");
+    host.exec("UPDATE accolade_awards SET revoked_at = awarded_at, revocation_reason = 'spam' WHERE user_id = 7").await;
+    let now = host.native_timestamp(AS_OF);
+    host.exec(&format!(
+        "INSERT INTO accolade_badges (badge_id, name, points, status, rule_type, criterion, created_at, updated_at) \
+         VALUES ('poster', 'Poster', 5, 'published', 'manual', 'manual', {now}, {now}), \
+         ('helper', 'Helper', 1, 'published', 'manual', 'manual', {now}, {now})"
+    ))
+    .await;
+    let before = host.stored_awards().await;
+
+    let applied = accolade::store::migrate(&store).await.expect("the upgrade");
+
+    assert_eq!(applied, vec![4]);
+    assert_eq!(awards_key(&host).await, (Some("user_id,badge_id".to_string()), 1), "one index: the member-first key");
+    assert_eq!(host.stored_awards().await, before, "every award kept, with its time and source");
+    assert_eq!(host.count("SELECT COUNT(*) FROM accolade_awards WHERE notify = FALSE").await, 2);
+    let reason = host.text("SELECT revocation_reason FROM accolade_awards WHERE user_id = 7").await;
+    assert_eq!(reason.as_deref(), Some("spam"), "the revocation kept");
+    let ranked = host.count("SELECT COUNT(*) FROM accolade_leaderboard").await;
+    assert_eq!(ranked, 2, "the view reads the new table (member 7's revoked award left out)");
+    assert_eq!(host.count("SELECT badges FROM accolade_leaderboard WHERE user_id = 2").await, 2);
+    let again = accolade::evaluate::awards_frame(vec!["poster".into(), "poster".into()], vec![2, 3]).expect("a frame");
+    let written = store.insert_awards(&again, at(AS_OF), &kinds, quiet, None, None).await.expect("a second write");
+    assert_eq!(written.counts, vec![("poster".to_string(), 1)], "only the pair that did not exist is new");
+    assert_eq!(host.holders("poster").await, vec![1, 2, 3], "member 2 holds it once");
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_of_many_badges_and_members_counts_each_badges_new_awards_in_the_frames_badge_order(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    use accolade::store::{AwardKind, AwardSource};
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::canonical().await;
+    let store = host.store();
+    accolade::store::migrate(&store).await.expect("the schema");
+    // More rows than one transaction, badges in an order that is not alphabetical, members in
+    // descending order: the write sorts them into the key's order and counts per badge.
+    let members = accolade::store::COPY_AWARDS_PER_TRANSACTION as i64 + 7;
+    let mut badges = Vec::new();
+    let mut users = Vec::new();
+    for badge in ["zeta", "alpha", "mid"] {
+        for user in (1..=members).rev().filter(|u| badge != "mid" || u % 3 == 0) {
+            badges.push(badge.to_string());
+            users.push(user);
+        }
+    }
+    let rule = AwardKind { source: AwardSource::Rule, notify: true };
+    let kinds = std::collections::HashMap::from([("alpha".to_string(), AwardKind { notify: false, ..rule })]);
+    // One award exists already: that transaction takes the conflict-skipping path.
+    let existing = accolade::evaluate::awards_frame(vec!["mid".into()], vec![300]).expect("a frame");
+    store.insert_awards(&existing, at(AS_OF), &kinds, rule, None, None).await.expect("an existing award");
+    let frame = accolade::evaluate::awards_frame(badges, users).expect("a frame");
+
+    let written = store.insert_awards(&frame, at(AS_OF), &kinds, rule, Some(1), None).await.expect("the write");
+
+    let thirds = members / 3;
+    let expected = vec![
+        ("zeta".to_string(), members as u64),
+        ("alpha".to_string(), members as u64),
+        ("mid".to_string(), thirds as u64 - 1),
+    ];
+    assert_eq!(written.counts, expected);
+    let stored = host.count("SELECT COUNT(*) FROM accolade_awards").await;
+    assert_eq!(stored, 2 * members + thirds, "every pair once");
+    let queued = host.count("SELECT COUNT(*) FROM accolade_outbox").await;
+    assert_eq!(queued, members + thirds, "announced badges queued once each, the quiet one not at all");
+}

@@ -341,6 +341,11 @@ metrics = 'SELECT user_id, counter AS name, amount AS {value} FROM counters'
         &self.url
     }
 
+    /// The database this host is on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// The temporary directory the host lives in (configs and exports may go there too).
     pub fn dir(&self) -> &Path {
         self.dir.path()
