@@ -12,9 +12,9 @@ then for each awards database (SQLite, MariaDB):
       INFILE and a server-side INSERT ... SELECT.
 Prints a table and writes OUT/write_paths.json.
 
-Usage: bench/write_paths.py [--members 250000] [--accolade target/release/accolade]
-                            [--mysql-url mysql://root@127.0.0.1:3306] [--out bench/out]
-Needs the sqlite3 and mysql command-line clients. Only the standard library is used.
+Usage: bench/write_paths.py [--members 250000] [--accolade target/release/accolade] [--out bench/out]
+MariaDB is reached as root@127.0.0.1:3306 with no password. Needs the sqlite3 and mysql
+command-line clients. Only the standard library is used.
 """
 
 import argparse

@@ -396,24 +396,31 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
     let loading = crate::telemetry::phase("loading sources");
     let clock = std::time::Instant::now();
-    let snapshot =
-        sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard, target.plan.timezone)
-            .await;
+    let load =
+        sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard, target.plan.timezone);
+    // The existing awards are read while the sources load (the awards database has spare time
+    // once the small sources are done), for every badge to evaluate: pairs of a badge that then
+    // cannot be evaluated match nothing in the anti-join.
+    let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
+    let read_existing = async {
+        let clock = std::time::Instant::now();
+        let existing = target.store.existing_awards(&ids).await;
+        if let Ok(existing) = &existing {
+            let elapsed_ms = clock.elapsed().as_millis() as u64;
+            tracing::info!(elapsed_ms, existing = existing.height(), "read existing awards");
+        }
+        existing
+    };
+    let (snapshot, existing) = tokio::join!(load, read_existing);
     drop(loading);
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");
+    let existing = existing?;
     let (ready, failed) = crate::evaluate::split_ready(badges, &snapshot);
     if ready.is_empty() {
         return Ok(Evaluated { failed, ..Evaluated::default() });
     }
-    let ids: Vec<String> = ready.iter().map(|b| b.id.clone()).collect();
-    let clock = std::time::Instant::now();
-    let existing = target.store.existing_awards(&ids).await?;
-    tracing::info!(
-        elapsed_ms = clock.elapsed().as_millis() as u64,
-        existing = existing.height(),
-        "read existing awards"
-    );
+    let evaluated = ready.len();
     let clock = std::time::Instant::now();
     let ctx = Context { as_of: target.as_of, timezone: target.plan.timezone };
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();
@@ -432,8 +439,7 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         new_awards = new.height(),
         rss_mib,
         peak_rss_mib,
-        "evaluated {} badges",
-        ids.len()
+        "evaluated {evaluated} badges"
     );
     let clock = std::time::Instant::now();
     let _writing = crate::telemetry::phase("writing awards");

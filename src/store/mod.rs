@@ -146,9 +146,12 @@ pub struct Store {
     db: Db,
 }
 
-const BADGE_COLUMNS: &str = "b.badge_id, b.name, b.image, b.points, b.status, b.hidden_until_earned, b.rule_type, \
-     b.criterion, b.first_published_at, b.updated_at, \
-     (SELECT COUNT(*) FROM accolade_awards a WHERE a.badge_id = b.badge_id AND a.revoked_at IS NULL) AS recipients";
+/// Every stored badge with its recipient count: one grouped pass over the awards (a count per
+/// badge would scan the member-keyed table once per badge).
+const BADGES_WITH_RECIPIENTS: &str = "SELECT b.badge_id, b.name, b.image, b.points, b.status, b.hidden_until_earned, \
+     b.rule_type, b.criterion, b.first_published_at, b.updated_at, COALESCE(r.recipients, 0) AS recipients \
+     FROM accolade_badges b LEFT JOIN (SELECT badge_id, COUNT(*) AS recipients FROM accolade_awards \
+     WHERE revoked_at IS NULL GROUP BY badge_id) r ON r.badge_id = b.badge_id ORDER BY b.badge_id";
 
 impl Store {
     pub fn new(db: Db) -> Self {
@@ -187,7 +190,7 @@ impl Store {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let sql = self.sql(&format!("SELECT {BADGE_COLUMNS} FROM accolade_badges b ORDER BY b.badge_id"));
+        let sql = self.sql(BADGES_WITH_RECIPIENTS);
         with_pool!(&self.db, pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.context("reading accolade_badges")?;
             rows.iter()

@@ -1,6 +1,7 @@
 //! The benchmark script runs end to end at a tiny size: it generates a community into
 //! PostgreSQL, runs the SQL-per-badge baseline and accolade, and finds the same awards.
-//! (No duration is asserted: timings are the benchmark's report, not a test.)
+//! The write-path script runs at a tiny size too, on SQLite and MariaDB. (No duration is
+//! asserted: timings are the benchmarks' report, not a test.)
 
 use crate::support::{Backend, use_backend};
 use std::path::Path;
@@ -35,4 +36,37 @@ fn the_bench_script_runs_at_a_tiny_size_and_finds_the_same_awards_as_the_sql_bas
     assert!(results[0]["awards"].as_u64().is_some_and(|n| n > 0));
     let chart = std::fs::read_to_string(out.path().join("chart.svg")).expect("chart.svg is written");
     assert!(chart.starts_with("<svg") && chart.contains("<polyline"));
+}
+
+#[test]
+fn the_write_path_script_runs_at_a_tiny_size_and_its_floors_store_exactly_the_runs_awards() {
+    let Some(_backend) = use_backend(Backend::MySql) else { return };
+    for tool in ["sqlite3", "mysql"] {
+        if Command::new(tool).arg("--version").output().is_err() {
+            assert!(std::env::var_os("CI").is_none(), "the {tool} client is missing, and CI is set");
+            crate::support::announce_skip(&format!("no {tool} command-line client"));
+            return;
+        }
+    }
+    let out = tempfile::tempdir().expect("a directory for the results");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/write_paths.py");
+
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(["--members", "1200", "--accolade", env!("CARGO_BIN_EXE_accolade")])
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("running python3 bench/write_paths.py");
+
+    // The script itself checks that each floor stored as many rows as the run awarded.
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.path().join("write_paths-1200.json")).expect("the results are written"),
+    )
+    .expect("the results are JSON");
+    for database in ["sqlite", "mysql"] {
+        assert!(results[database]["awards"].as_u64().is_some_and(|n| n > 0), "{database}: {results}");
+        assert!(results[database]["floor_s"].as_f64().is_some(), "{database}: {results}");
+    }
 }
