@@ -1049,7 +1049,7 @@ async fn a_run_lock_on_one_mysql_database_does_not_block_a_run_on_another() {
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_while_inserting_keeps_whole_transactions_and_the_next_run_inserts_the_rest(
-    #[values(Backend::Sqlite, Backend::Postgres)] backend: Backend,
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
     let Some(_backend) = use_backend(backend) else { return };
     const MEMBERS: i64 = 300_000;
@@ -1063,9 +1063,14 @@ async fn a_run_killed_while_inserting_keeps_whole_transactions_and_the_next_run_
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {MEMBERS})
              INSERT INTO users (user_id, created_at, blocked) SELECT i, '2020-01-01 00:00:00', FALSE FROM n"
         ),
-        _ => format!(
+        Backend::Postgres => format!(
             "INSERT INTO users (user_id, created_at, blocked)
              SELECT i, '2020-01-01 00:00:00', FALSE FROM generate_series(1, {MEMBERS}) AS i"
+        ),
+        // MariaDB's SEQUENCE engine (built in since 10.1).
+        Backend::MySql => format!(
+            "INSERT INTO users (user_id, created_at, blocked)
+             SELECT seq, '2020-01-01 00:00:00', FALSE FROM seq_1_to_{MEMBERS}"
         ),
     })
     .await;
