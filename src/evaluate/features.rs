@@ -12,10 +12,6 @@ use anyhow::{Result, anyhow};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
-/// Days added before taking a remainder by 7, so the remainder of any date after year 1 is
-/// non-negative whatever convention the remainder follows.
-const WEEK_ALIGN: i64 = 7 * 200_000;
-
 /// A per-member value computed from the snapshot. `since` is an `activity_since` instant
 /// (µs): only rows at or after it count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -244,26 +240,14 @@ impl FeatureSet {
             return Ok(frame.clone().lazy());
         }
         let failed = |e: PolarsError| anyhow!("counting connections per {period}: {e}");
-        let connections = self.activity(snapshot, SourceKind::Connections, since)?;
-        let rows = match self.table_keys(snapshot, SourceKind::Connections, DayKey::from(period))? {
-            Some(keys) => connections.select([col("user_id"), keys.alias("period")]),
-            None => {
-                let days = connections
-                    .select([col("user_id"), self.stepped_days(snapshot, SourceKind::Connections)?.alias("day")]);
-                match period {
-                    Period::Week => {
-                        let day = col("day");
-                        days.select([
-                            col("user_id"),
-                            (day.clone() - ((day + lit(3 + WEEK_ALIGN)) % lit(7i64))).alias("period"),
-                        ])
-                    }
-                    Period::Month => with_month_index(days, "day", "period").select([col("user_id"), col("period")]),
-                }
-            }
-        }
-        .collect()
-        .map_err(failed)?;
+        let rows = self
+            .activity(snapshot, SourceKind::Connections, since)?
+            .select([
+                col("user_id"),
+                self.local_keys(snapshot, SourceKind::Connections, period.into())?.alias("period"),
+            ])
+            .collect()
+            .map_err(failed)?;
         let frame = match Packed::of(&rows, "period", 0) {
             Some(packed) => packed.best_periods(rows).map_err(failed)?,
             None => best_of_counts(
@@ -278,7 +262,7 @@ impl FeatureSet {
 
     /// The longest run of consecutive local calendar days with at least one sign-in.
     fn consecutive_days(&self, snapshot: &Snapshot, since: Option<i64>) -> Result<LazyFrame> {
-        let day = self.local_days(snapshot, SourceKind::Logins)?;
+        let day = self.local_keys(snapshot, SourceKind::Logins, DayKey::Day)?;
         let rows = self
             .activity(snapshot, SourceKind::Logins, since)?
             .select([col("user_id"), day.alias("day")])
@@ -332,87 +316,18 @@ impl FeatureSet {
     }
 
     /// The local calendar day (days since 1970-01-01 in the evaluation timezone) of each row's
-    /// `created_at`.
-    fn local_days(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Expr> {
-        match self.table_keys(snapshot, kind, DayKey::Day)? {
-            Some(days) => Ok(days),
-            None => self.stepped_days(snapshot, kind),
-        }
-    }
-
-    /// The range of the source's `created_at` (µs) and the zone's first offset and offset
-    /// changes over it; `None` for an empty column.
-    fn offsets(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Option<ZoneSpan>> {
+    /// `created_at`, reduced to `key` (the day, its week or its month).
+    fn local_keys(&self, snapshot: &Snapshot, kind: SourceKind, key: DayKey) -> Result<Expr> {
         let frame = snapshot.frame(kind).ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
         let at = frame
             .column("created_at")
             .and_then(|c| c.as_materialized_series().cast(&DataType::Int64))
             .map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
         let at = at.i64().map_err(|e| anyhow!("reading {kind}.created_at: {e}"))?;
-        Ok(at.min().zip(at.max()).map(|(min, max)| {
-            let (first, changes) = crate::instant::offset_changes(&self.ctx.timezone, min, max);
-            ZoneSpan { min, max, first, changes }
-        }))
-    }
-
-    /// Each row's local day reduced to `key`, by one lookup in the quarter-hour table (see
-    /// [`FeatureSet::day_table`]); `None` where the zone does not allow the table.
-    fn table_keys(&self, snapshot: &Snapshot, kind: SourceKind, key: DayKey) -> Result<Option<Expr>> {
-        Ok(self.offsets(snapshot, kind)?.and_then(|span| Self::day_table(&span, key)))
-    }
-
-    /// The local day of each row from the zone's few offset changes over the column's range, as
-    /// a chain of comparisons, instead of a zone lookup per row (for zones without the table).
-    fn stepped_days(&self, snapshot: &Snapshot, kind: SourceKind) -> Result<Expr> {
-        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
-        // Shifts instants far enough forward that integer division rounds down for any date
-        // after year 1.
-        const SHIFT_DAYS: i64 = 1_000_000;
-        let (first, changes) = self.offsets(snapshot, kind)?.map_or((0, Vec::new()), |s| (s.first, s.changes));
-        let micros = micros(col("created_at"));
-        // The offset is a step function: the first offset plus each change's difference from
-        // the instant it takes effect.
-        let mut offset = lit(first);
-        let mut previous = first;
-        for (at, next) in changes {
-            offset = offset + micros.clone().gt_eq(lit(at)).cast(DataType::Int64) * lit(next - previous);
-            previous = next;
-        }
-        Ok((micros + offset + lit(SHIFT_DAYS * DAY)) / lit(DAY) - lit(SHIFT_DAYS))
-    }
-
-    /// Where the zone's offsets and their changes all fall on quarter hours (every zone since the
-    /// 1970s), each UTC quarter hour lies inside one local day: the local day of every instant,
-    /// or its week or month, is then one lookup in a table of the quarter hours between the
-    /// span's ends, instead of one pass over the column per offset change (and, for months,
-    /// six more). `None` when that does not hold or the table would be large (over a century of
-    /// quarter hours).
-    fn day_table(span: &ZoneSpan, key: DayKey) -> Option<Expr> {
-        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
-        const QUARTER: i64 = 15 * 60 * crate::instant::MICROS_PER_SECOND;
-        const MAX_QUARTERS: i64 = 100 * 366 * 96;
-        let aligned = |v: i64| v.rem_euclid(QUARTER) == 0;
-        if !aligned(span.first) || !span.changes.iter().all(|(at, offset)| aligned(*at) && aligned(*offset)) {
-            return None;
-        }
-        let base = span.min.div_euclid(QUARTER);
-        let quarters = span.max.div_euclid(QUARTER).checked_sub(base)?.checked_add(1)?;
-        if quarters > MAX_QUARTERS {
-            return None;
-        }
-        let mut keys = Vec::with_capacity(usize::try_from(quarters).ok()?);
-        let (mut offset, mut next) = (span.first, span.changes.iter().peekable());
-        for q in 0..quarters {
-            let start = (base + q) * QUARTER;
-            while let Some((_, changed)) = next.next_if(|(at, _)| *at <= start) {
-                offset = *changed;
-            }
-            keys.push(key.of_day((start + offset).div_euclid(DAY)));
-        }
-        let table = Series::new("local_days".into(), keys);
-        // Every instant is at or after `min`, so the index is never negative.
-        let index = ((micros(col("created_at")) - lit(base * QUARTER)) / lit(QUARTER)).cast(DataType::UInt32);
-        Some(lit(table).gather(index, false))
+        // An empty column: any expression gives its (no) values.
+        let (min, max) = at.min().zip(at.max()).unwrap_or((0, 0));
+        let (first, changes) = crate::instant::offset_changes(&self.ctx.timezone, min, max);
+        Ok(ZoneSpan { min, max, first, changes }.keys(key))
     }
 
     /// A UTC datetime column converted to the evaluation timezone (still an instant).
@@ -428,6 +343,77 @@ struct ZoneSpan {
     max: i64,
     first: i64,
     changes: Vec<(i64, i64)>,
+}
+
+impl ZoneSpan {
+    /// Each row's local day reduced to `key`: one lookup in the quarter-hour table where the zone
+    /// allows it, else the day from the offset step function and its key from a table of days.
+    fn keys(&self, key: DayKey) -> Expr {
+        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
+        if let Some(keys) = self.quarter_table(key) {
+            return keys;
+        }
+        let days = self.stepped_days();
+        if matches!(key, DayKey::Day) {
+            return days;
+        }
+        // Offsets are under a day, so every local day lies within a day of its UTC day.
+        let (first, last) = (self.min.div_euclid(DAY) - 1, self.max.div_euclid(DAY) + 1);
+        let table = Series::new("day_keys".into(), (first..=last).map(|day| key.of_day(day)).collect::<Vec<_>>());
+        lit(table).gather((days - lit(first)).cast(DataType::UInt32), false)
+    }
+
+    /// Where the zone's offsets and their changes all fall on quarter hours (every zone since the
+    /// 1970s), each UTC quarter hour lies inside one local day: the local day of every instant,
+    /// or its week or month, is then one lookup in a table of the quarter hours between the
+    /// span's ends, instead of one pass over the column per offset change. `None` when that does
+    /// not hold or the table would be large (over a century of quarter hours).
+    fn quarter_table(&self, key: DayKey) -> Option<Expr> {
+        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
+        const QUARTER: i64 = 15 * 60 * crate::instant::MICROS_PER_SECOND;
+        const MAX_QUARTERS: i64 = 100 * 366 * 96;
+        let aligned = |v: i64| v.rem_euclid(QUARTER) == 0;
+        if !aligned(self.first) || !self.changes.iter().all(|(at, offset)| aligned(*at) && aligned(*offset)) {
+            return None;
+        }
+        let base = self.min.div_euclid(QUARTER);
+        let quarters = self.max.div_euclid(QUARTER).checked_sub(base)?.checked_add(1)?;
+        if quarters > MAX_QUARTERS {
+            return None;
+        }
+        let mut keys = Vec::with_capacity(usize::try_from(quarters).ok()?);
+        let (mut offset, mut next) = (self.first, self.changes.iter().peekable());
+        for q in 0..quarters {
+            let start = (base + q) * QUARTER;
+            while let Some((_, changed)) = next.next_if(|(at, _)| *at <= start) {
+                offset = *changed;
+            }
+            keys.push(key.of_day((start + offset).div_euclid(DAY)));
+        }
+        let table = Series::new("local_days".into(), keys);
+        // Every instant is at or after `min`, so the index is never negative.
+        let index = ((micros(col("created_at")) - lit(base * QUARTER)) / lit(QUARTER)).cast(DataType::UInt32);
+        Some(lit(table).gather(index, false))
+    }
+
+    /// The local day of each row from the zone's few offset changes over the span, as a chain
+    /// of comparisons, instead of a zone lookup per row (for zones without the quarter table).
+    fn stepped_days(&self) -> Expr {
+        const DAY: i64 = 86_400 * crate::instant::MICROS_PER_SECOND;
+        // Shifts instants far enough forward that integer division rounds down for any date
+        // after year 1.
+        const SHIFT_DAYS: i64 = 1_000_000;
+        let micros = micros(col("created_at"));
+        // The offset is a step function: the first offset plus each change's difference from
+        // the instant it takes effect.
+        let mut offset = lit(self.first);
+        let mut previous = self.first;
+        for (at, next) in &self.changes {
+            offset = offset + micros.clone().gt_eq(lit(*at)).cast(DataType::Int64) * lit(next - previous);
+            previous = *next;
+        }
+        (micros + offset + lit(SHIFT_DAYS * DAY)) / lit(DAY) - lit(SHIFT_DAYS)
+    }
 }
 
 /// What a local day is reduced to: the day itself, the Monday of its ISO week, or its month
@@ -460,7 +446,7 @@ impl DayKey {
 }
 
 /// The month (`year * 12 + month - 1`) of a day number (days since 1970-01-01), by H. Hinnant's
-/// civil-from-days, the same arithmetic as [`with_month_index`].
+/// civil-from-days.
 fn month_of_day(day: i64) -> i64 {
     let z = day + 719_468;
     let era = z.div_euclid(146_097);
@@ -508,23 +494,18 @@ impl Packed {
     /// Each member's longest run of consecutive days: `(user_id, value)`.
     fn longest_runs(&self, rows: DataFrame) -> PolarsResult<LazyFrame> {
         let k = col("k");
-        let runs = rows
+        let days = rows
             .lazy()
             .select([self.pack("day").alias("k")])
             .sort(["k"], SortMultipleOptions::default())
             // Sorted: a repeated day is a repeat of the previous row.
-            .filter(k.clone().neq(k.clone().shift(lit(1))).fill_null(lit(true)))
-            .with_row_index("position", None)
-            .with_columns([col("position").cast(DataType::Int64), len().cast(DataType::Int64).alias("days_total")])
-            // A run starts where the key is not the previous key plus one day.
-            .filter(k.clone().neq(k.clone().shift(lit(1)) + lit(1i64)).fill_null(lit(true)))
-            .select([k, (col("position").shift(lit(-1)).fill_null(col("days_total")) - col("position")).alias("days")])
-            .collect()?;
+            .filter(k.clone().neq(k.shift(lit(1))).fill_null(lit(true)));
+        let runs = runs_of(days, 1).collect()?;
         Ok(self
             .with_members(runs, "user_id", self.user_min)?
             .lazy()
             .group_by([col("user_id")])
-            .agg([col("days").max().alias("value")]))
+            .agg([col("n").max().alias("value")]))
     }
 
     /// `frame` (sorted by its packed key `k`) with column `name`: each row's member id, `k /
@@ -542,16 +523,8 @@ impl Packed {
     fn best_periods(&self, rows: DataFrame) -> PolarsResult<DataFrame> {
         // Count by sorting the packed keys and measuring the runs of equal keys: a sort of one
         // Int64 column needs a fraction of a hash group-by's memory over millions of rows.
-        let k = col("k");
-        let counts = rows
-            .lazy()
-            .select([self.pack("period").alias("k")])
-            .sort(["k"], SortMultipleOptions::default())
-            .with_row_index("position", None)
-            .with_columns([col("position").cast(DataType::Int64), len().cast(DataType::Int64).alias("total")])
-            .filter(k.clone().neq(k.clone().shift(lit(1))).fill_null(lit(true)))
-            .select([k, (col("position").shift(lit(-1)).fill_null(col("total")) - col("position")).alias("n")])
-            .collect()?;
+        let keys = rows.lazy().select([self.pack("period").alias("k")]).sort(["k"], SortMultipleOptions::default());
+        let counts = runs_of(keys, 0).collect()?;
         let most = counts.column("n")?.i64()?.max().unwrap_or(0);
         // Repack as (member, most - n, period): the smallest value per member is its best count
         // in its earliest period.
@@ -582,36 +555,23 @@ impl Packed {
     }
 }
 
+/// The runs of a sorted key column `k` in which each key is the previous one plus `step` (0:
+/// equal keys; 1: consecutive days): each run's first key `k` and its length `n`.
+fn runs_of(sorted: LazyFrame, step: i64) -> LazyFrame {
+    let k = col("k");
+    sorted
+        .with_row_index("position", None)
+        .with_columns([col("position").cast(DataType::Int64), len().cast(DataType::Int64).alias("total")])
+        .filter(k.clone().neq(k.clone().shift(lit(1)) + lit(step)).fill_null(lit(true)))
+        .select([k, (col("position").shift(lit(-1)).fill_null(col("total")) - col("position")).alias("n")])
+}
+
 /// From counts `(user_id, period, n)`: each member's largest `n` and the earliest period with
 /// it, `(user_id, best, key)`, by a two-column group-by (the plan for unpackable ids).
 fn best_of_counts(counts: LazyFrame) -> LazyFrame {
     counts
         .group_by([col("user_id")])
         .agg([col("n").max().alias("best"), col("period").filter(col("n").eq(col("n").max())).min().alias("key")])
-}
-
-/// Adds column `out`: the month (`year * 12 + month - 1`) of day numbers (days since
-/// 1970-01-01) in column `day`, by integer arithmetic (H. Hinnant's civil-from-days), for days
-/// from year 1 on. Each step is a column of its own, so no step is computed twice.
-fn with_month_index(frame: LazyFrame, day: &str, out: &str) -> LazyFrame {
-    let n = |value: i64| lit(value);
-    let (z, era, doe, yoe, mp, jf) = (col("_z"), col("_era"), col("_doe"), col("_yoe"), col("_mp"), col("_jf"));
-    frame
-        .with_column((col(day) + n(719_468)).alias("_z"))
-        .with_column((z.clone() / n(146_097)).alias("_era"))
-        .with_column((z - era.clone() * n(146_097)).alias("_doe"))
-        .with_column(
-            ((doe.clone() - doe.clone() / n(1_460) + doe.clone() / n(36_524) - doe.clone() / n(146_096)) / n(365))
-                .alias("_yoe"),
-        )
-        .with_column(
-            ((n(5) * (doe - (n(365) * yoe.clone() + yoe.clone() / n(4) - yoe.clone() / n(100))) + n(2)) / n(153))
-                .alias("_mp"),
-        )
-        // March-based month (0 = March): January and February belong to the next year.
-        .with_column(mp.clone().gt_eq(n(10)).cast(DataType::Int64).alias("_jf"))
-        .with_column(((yoe + era * n(400) + jf.clone()) * n(12) + mp + n(2) - jf * n(12)).alias(out))
-        .drop(cols(["_z", "_era", "_doe", "_yoe", "_mp", "_jf"]))
 }
 
 /// Metric values are summed as whole millionths, so DECIMAL values add up exactly
@@ -663,15 +623,24 @@ mod tests {
 
     /// Each instant's local day reduced to `key` by the quarter-hour table.
     fn table_keys(tz: chrono_tz::Tz, instants: &[i64], key: DayKey) -> Option<Vec<i64>> {
-        let (min, max) = (*instants.iter().min()?, *instants.iter().max()?);
+        let expr = zone_span(tz, instants).quarter_table(key)?;
+        Some(evaluate_keys(expr, instants))
+    }
+
+    fn zone_span(tz: chrono_tz::Tz, instants: &[i64]) -> ZoneSpan {
+        let (min, max) = (*instants.iter().min().expect("instants"), *instants.iter().max().expect("instants"));
         let (first, changes) = crate::instant::offset_changes(&tz, min, max);
-        let expr = FeatureSet::day_table(&ZoneSpan { min, max, first, changes }, key)?;
+        ZoneSpan { min, max, first, changes }
+    }
+
+    /// `expr` (over a `created_at` column) evaluated for these instants.
+    fn evaluate_keys(expr: Expr, instants: &[i64]) -> Vec<i64> {
         let at = Column::new("created_at".into(), instants)
             .cast(&DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)))
             .expect("datetimes");
         let frame = DataFrame::new(instants.len(), vec![at]).expect("a frame");
         let days = frame.lazy().select([expr.alias("day")]).collect().expect("local days");
-        Some(days.column("day").expect("day").i64().expect("i64").into_no_null_iter().collect())
+        days.column("day").expect("day").i64().expect("i64").into_no_null_iter().collect()
     }
 
     #[test]
@@ -731,6 +700,28 @@ mod tests {
         assert_eq!(table_days(chrono_tz::Africa::Monrovia, &instants), None);
     }
 
+    #[test]
+    fn where_the_quarter_table_cannot_be_used_the_step_function_gives_each_instants_local_day_week_and_month() {
+        // Liberia, 44 minutes 30 seconds behind UTC until 7 January 1972, then on UTC: every 37
+        // minutes from 1971 to 1973, across that change.
+        let tz = chrono_tz::Africa::Monrovia;
+        let start = 31_536_000_000_000i64;
+        let instants: Vec<i64> = (0..40_000).map(|i| start + i * 37 * 60 * 1_000_000).collect();
+        let span = zone_span(tz, &instants);
+        assert!(span.quarter_table(DayKey::Day).is_none());
+        let [days, weeks, months] =
+            [DayKey::Day, DayKey::Week, DayKey::Month].map(|key| evaluate_keys(span.keys(key), &instants));
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        for (i, micros) in instants.iter().enumerate() {
+            let local = chrono::DateTime::from_timestamp_micros(*micros).expect("an instant").with_timezone(&tz);
+            let date = local.date_naive();
+            let monday = date - chrono::Duration::days(i64::from(date.weekday().num_days_from_monday()));
+            assert_eq!(epoch + chrono::Duration::days(days[i]), date, "day of {local}");
+            assert_eq!(epoch + chrono::Duration::days(weeks[i]), monday, "week of {local}");
+            assert_eq!(months[i], i64::from(date.year()) * 12 + i64::from(date.month0()), "month of {local}");
+        }
+    }
+
     fn frame(user_ids: &[i64], keys: &[i64], key: &str) -> DataFrame {
         DataFrame::new(user_ids.len(), vec![Column::new("user_id".into(), user_ids), Column::new(key.into(), keys)])
             .expect("a frame")
@@ -746,21 +737,6 @@ mod tests {
                     .collect()
             })
             .collect()
-    }
-
-    #[test]
-    fn month_index_agrees_with_the_calendar_for_every_day_from_1900_to_2100() {
-        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
-        let days: Vec<i64> = (-25_567..47_482).collect();
-        let computed = DataFrame::new(days.len(), vec![Column::new("d".into(), days.as_slice())])
-            .and_then(|df| with_month_index(df.lazy(), "d", "m").collect())
-            .expect("computing months");
-        let months = computed.column("m").and_then(|c| c.i64().cloned()).expect("an Int64 column");
-        for (day, month) in days.iter().zip(months.iter()) {
-            let date = epoch + chrono::Duration::days(*day);
-            let expected = i64::from(date.year()) * 12 + i64::from(date.month0());
-            assert_eq!(month, Some(expected), "{date}");
-        }
     }
 
     #[test]
