@@ -88,7 +88,7 @@ pub async fn award(
         bail!("badge '{badge_id}' is disabled: it cannot be earned by new members");
     }
     store::migrate(store).await?;
-    let stored = store.badges().await?;
+    let stored = store.badge_definitions().await?;
     let known = stored.iter().find(|s| s.badge_id == badge.id);
     if let Some(refusal) = known.and_then(|s| store::rule_change_refusal(badge, s)) {
         bail!("{refusal}");

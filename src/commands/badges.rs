@@ -59,7 +59,7 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
                 badge.criterion.type_name().to_string(),
                 badge.status.as_str().to_string(),
                 known.as_ref().map_or_else(|| "never run".to_string(), |b| crate::instant::format_utc(b.updated_at)),
-                known.map_or(0, |b| b.recipients).to_string(),
+                known.and_then(|b| b.recipients).unwrap_or(0).to_string(),
             ]
         })
         .collect();
@@ -70,7 +70,7 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
             b.rule_type,
             format!("{} (not in config)", b.status),
             crate::instant::format_utc(b.updated_at),
-            b.recipients.to_string(),
+            b.recipients.unwrap_or(0).to_string(),
         ]
     }));
     print_table(&["id", "name", "rule type", "status", "last update", "recipients"], rows);

@@ -154,7 +154,7 @@ async fn refusals(plan: &plan::Plan, host: &Db) -> Result<Vec<String>> {
         None => None,
     };
     let store = Store::new(awards.clone().unwrap_or_else(|| host.clone()));
-    let stored = store.badges().await;
+    let stored = store.badge_definitions().await;
     if let Some(awards) = awards {
         awards.close().await;
     }

@@ -343,7 +343,8 @@ async fn record_badges(
     now: DateTime<Utc>,
     dry_run: bool,
 ) -> Result<BTreeMap<String, BadgeReport>> {
-    let stored: BTreeMap<String, _> = store.badges().await?.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
+    let stored: BTreeMap<String, _> =
+        store.badge_definitions().await?.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
     let mut reports = BTreeMap::new();
     for badge in &plan.badges {
         let known = stored.get(&badge.id);

@@ -90,7 +90,8 @@ pub struct StoredBadge {
     pub criterion: String,
     pub first_published_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
-    pub recipients: i64,
+    /// Members holding it (awards not revoked); `None` where only definitions were read.
+    pub recipients: Option<i64>,
 }
 
 impl StoredBadge {
@@ -146,12 +147,9 @@ pub struct Store {
     db: Db,
 }
 
-/// Every stored badge with its recipient count: one grouped pass over the awards (a count per
-/// badge would scan the member-keyed table once per badge).
-const BADGES_WITH_RECIPIENTS: &str = "SELECT b.badge_id, b.name, b.image, b.points, b.status, b.hidden_until_earned, \
-     b.rule_type, b.criterion, b.first_published_at, b.updated_at, COALESCE(r.recipients, 0) AS recipients \
-     FROM accolade_badges b LEFT JOIN (SELECT badge_id, COUNT(*) AS recipients FROM accolade_awards \
-     WHERE revoked_at IS NULL GROUP BY badge_id) r ON r.badge_id = b.badge_id ORDER BY b.badge_id";
+/// Every stored badge's definition, by id.
+const BADGES: &str = "SELECT b.badge_id, b.name, b.image, b.points, b.status, b.hidden_until_earned, b.rule_type, \
+     b.criterion, b.first_published_at, b.updated_at FROM accolade_badges b ORDER BY b.badge_id";
 
 impl Store {
     pub fn new(db: Db) -> Self {
@@ -187,10 +185,23 @@ impl Store {
 
     /// All stored badges with their recipient counts, by id.
     pub async fn badges(&self) -> Result<Vec<StoredBadge>> {
+        self.stored_badges(true).await
+    }
+
+    /// All stored badges' definitions, by id, without counting their recipients (a pass over
+    /// every award that a run, which only compares definitions, need not pay for).
+    pub async fn badge_definitions(&self) -> Result<Vec<StoredBadge>> {
+        self.stored_badges(false).await
+    }
+
+    async fn stored_badges(&self, with_recipients: bool) -> Result<Vec<StoredBadge>> {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let sql = self.sql(BADGES_WITH_RECIPIENTS);
+        let sql = match with_recipients {
+            true => include_str!("../../sql/common/badges_with_recipients.sql"),
+            false => BADGES,
+        };
         with_pool!(&self.db, pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.context("reading accolade_badges")?;
             rows.iter()
@@ -206,7 +217,7 @@ impl Store {
                         criterion: r.try_get(7)?,
                         first_published_at: r.try_get(8)?,
                         updated_at: r.try_get(9)?,
-                        recipients: r.try_get(10)?,
+                        recipients: if with_recipients { Some(r.try_get(10)?) } else { None },
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()

@@ -91,7 +91,7 @@ async fn a_disabled_badge_keeps_its_awards_and_gives_no_new_ones(
     let stored = host.stored_badges().await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].status, "disabled");
-    assert_eq!(stored[0].recipients, 2);
+    assert_eq!(stored[0].recipients, Some(2));
 
     // Published again with the same rule, it is not refused and catches up.
     let again = host.run(&published, at("2026-07-02T00:00:00Z")).await;
@@ -173,7 +173,7 @@ async fn changing_name_points_and_image_of_a_published_badge_is_accepted(
     let stored = host.stored_badges().await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].name, "Prolific Poster");
-    assert_eq!(stored[0].recipients, 3);
+    assert_eq!(stored[0].recipients, Some(3));
 }
 
 #[rstest::rstest]

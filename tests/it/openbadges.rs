@@ -346,7 +346,7 @@ async fn a_revoked_award_stops_counting_and_is_never_awarded_again_until_restore
     let board = host.store().leaderboard(None, None).await.expect("the leaderboard");
     assert!(board.iter().all(|row| row.user_id != 2), "member 2's only badge is revoked: {board:?}");
     let recipients = |stored: Vec<accolade::store::StoredBadge>| {
-        stored.into_iter().find(|b| b.badge_id == "poster").map(|b| b.recipients)
+        stored.into_iter().find(|b| b.badge_id == "poster").and_then(|b| b.recipients)
     };
     assert_eq!(recipients(host.stored_badges().await), Some(3));
 
