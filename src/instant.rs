@@ -312,6 +312,18 @@ impl CalendarSpan {
             CalendarUnit::Years => months(self.count.checked_mul(12)?),
         }
     }
+
+    /// Subtracts the span from a wall-clock reading, as [`CalendarSpan::add_to`] adds it (a
+    /// month before March 31 is the last day of February); `None` past the representable range.
+    pub fn subtract_from(&self, wall: NaiveDateTime) -> Option<NaiveDateTime> {
+        let months = |n: u32| wall.checked_sub_months(chrono::Months::new(n));
+        match self.unit {
+            CalendarUnit::Days => wall.checked_sub_signed(Duration::days(i64::from(self.count))),
+            CalendarUnit::Weeks => wall.checked_sub_signed(Duration::weeks(i64::from(self.count))),
+            CalendarUnit::Months => months(self.count),
+            CalendarUnit::Years => months(self.count.checked_mul(12)?),
+        }
+    }
 }
 
 impl fmt::Display for CalendarSpan {

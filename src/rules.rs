@@ -4,7 +4,7 @@
 //! Polars predicate over the per-member feature frame (see [`crate::evaluate`]). Each rule
 //! type is one match arm in each function below, with its tests in `tests/it/rules.rs`.
 
-use crate::evaluate::{Check, Feature, FeatureSet, Period, Shown, TrainingState};
+use crate::evaluate::{Agg, Aggregate, Check, Feature, FeatureSet, Period, Shown, TrainingState};
 use crate::instant::CalendarSpan;
 use crate::sources::SourceKind;
 use polars::prelude::*;
@@ -84,11 +84,17 @@ impl Rule {
     pub fn compile(&self, since: Option<i64>, features: &mut FeatureSet) -> Check {
         match self {
             Rule::SocialConnections { min, period } => {
-                let (count, best) = features.best_period(*period, since);
+                // best_week(connections) or best_month(connections).
+                let agg = match period {
+                    Period::Week => Agg::BestWeek,
+                    Period::Month => Agg::BestMonth,
+                };
+                let (count, best) = features.aggregate(Aggregate::new(agg, SourceKind::Connections, since));
+                let best = best.unwrap_or_else(|| lit(NULL));
                 Check {
                     label: self.in_words(),
                     pass: count.clone().gt_eq(lit(i64::from(*min))),
-                    shown: vec![Shown::best_period(*period, count, best)],
+                    shown: vec![Shown::best_period((*period).into(), SourceKind::Connections, count, best)],
                 }
             }
             Rule::AccountAge { min } => {
@@ -100,7 +106,7 @@ impl Rule {
                 }
             }
             Rule::PostsSent { min } => {
-                let count = features.column(Feature::Posts { kind: None, since });
+                let count = features.column(Feature::Event(Aggregate::new(Agg::Count, SourceKind::Posts, since)));
                 Check {
                     label: self.in_words(),
                     pass: count.clone().gt_eq(lit(i64::from(*min))),

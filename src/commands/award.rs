@@ -110,9 +110,10 @@ pub async fn award(
 }
 
 async fn member_ids(plan: &crate::config::plan::Plan, db: &crate::db::Db) -> Result<HashSet<i64>> {
-    let snapshot = sources::load_snapshot(db, &plan.sources, &BTreeSet::from([SourceKind::Users]), plan.timezone)
-        .await
-        .complete()?;
+    let snapshot =
+        sources::load_snapshot(db, &plan.sources, &sources::Wanted::kinds([SourceKind::Users]), plan.timezone)
+            .await
+            .complete()?;
     let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
     let ids = users.column("user_id").and_then(|c| c.i64().cloned())?;
     Ok(ids.iter().flatten().collect())

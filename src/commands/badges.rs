@@ -122,7 +122,9 @@ pub async fn preview_badge(
     if matches!(badge.criterion, Criterion::Manual) {
         bail!("badge '{}' is awarded by hand only: there is nothing to preview", badge.id);
     }
-    let snapshot = sources::load_snapshot(db, &plan.sources, &badge.sources(), plan.timezone).await.complete()?;
+    let snapshot = sources::load_snapshot(db, &plan.sources, &crate::config::plan::wanted([badge]), plan.timezone)
+        .await
+        .complete()?;
     let ctx = Context { as_of, timezone: plan.timezone };
     let existing = store.existing_awards(std::slice::from_ref(&badge.id)).await?;
     let backfill = !store.backfilled("0/1").await?.contains(&badge.id);

@@ -70,7 +70,12 @@ pub async fn report_with(path: &Path, data: bool) -> Report {
         Err(error) => return Report { problems: vec![crate::errors::text(&error)], warnings: Vec::new() },
     };
     let url = raw.database.url.clone();
-    let queries: Vec<(String, String)> = raw.sources.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    // Names that are not sources are reported by the plan; their queries are not prepared.
+    let builtin =
+        raw.sources.queries.iter().filter_map(|(name, sql)| Some((SourceKind::from_name(name)?, sql.clone())));
+    let events = raw.sources.events.iter().filter(|(name, _)| SourceKind::check_event_name(name).is_ok());
+    let queries: Vec<(SourceKind, String)> =
+        builtin.chain(events.map(|(name, sql)| (SourceKind::event(name), sql.clone()))).collect();
     let (mut problems, plan) = match plan::compile(raw) {
         Ok(plan) => (Vec::new(), Some(plan)),
         Err(errors) => (errors.0, None),
@@ -83,8 +88,8 @@ pub async fn report_with(path: &Path, data: bool) -> Report {
         Ok(db) => {
             let mut sources_ok = true;
             let mut user_columns = Vec::new();
-            for (name, sql) in &queries {
-                let Some(kind) = SourceKind::from_name(name) else { continue };
+            for (kind, sql) in &queries {
+                let kind = *kind;
                 match check_source(&db, kind, sql).await {
                     Ok(names) if kind == SourceKind::Users => user_columns = names,
                     Ok(_) => {}
@@ -116,6 +121,7 @@ pub async fn report_with(path: &Path, data: bool) -> Report {
                     Err(error) => problems.push(crate::errors::text(&error)),
                 }
                 warnings.extend(missing_email(plan, &user_columns));
+                problems.extend(missing_attributes(plan, &user_columns));
             }
             if let Some(plan) = &plan {
                 match refusals(plan, &db).await {
@@ -264,7 +270,7 @@ async fn load_metrics(plan: &plan::Plan, db: &Db) -> Result<Option<DataFrame>> {
     if !plan.sources.contains_key(&SourceKind::Metrics) {
         return Ok(None);
     }
-    let wanted = BTreeSet::from([SourceKind::Metrics]);
+    let wanted = sources::Wanted::kinds([SourceKind::Metrics]);
     let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await.complete()?;
     Ok(snapshot.frames.into_values().next())
 }
@@ -314,6 +320,29 @@ fn missing_email(plan: &plan::Plan, user_columns: &[String]) -> Option<String> {
          recipients by it (add e.g. `email` to the users query)"
             .to_string()
     })
+}
+
+/// `user.NAME` clauses whose column the users query does not return: each badge and column.
+fn missing_attributes(plan: &plan::Plan, user_columns: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for badge in &plan.badges {
+        let mut missing: Vec<&str> = badge
+            .user_columns()
+            .iter()
+            .filter(|spec| !user_columns.iter().any(|n| spec.matches(n)))
+            .filter_map(|spec| spec.alias)
+            .collect();
+        missing.dedup();
+        for name in missing {
+            problems.push(format!(
+                "badge '{}': the formula reads user.{name}, but source 'users' returns no '{name}' column \
+                 (the query returns: {}); add it to the users query",
+                badge.id,
+                user_columns.join(", ")
+            ));
+        }
+    }
+    problems
 }
 
 /// The query's column names, or the problem with it.

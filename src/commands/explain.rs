@@ -14,7 +14,7 @@ use crate::sources::{self, SourceKind};
 use crate::store::StoredAward;
 use anyhow::{Result, anyhow};
 use chrono::{SubsecRound, Utc};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -77,8 +77,7 @@ pub async fn explain(
     ctx: Context,
 ) -> Result<Option<Vec<BadgeExplanation>>> {
     let evaluable: Vec<&Badge> = badges.iter().copied().filter(|b| !matches!(b.criterion, Criterion::Manual)).collect();
-    let mut wanted: BTreeSet<SourceKind> = evaluable.iter().flat_map(|b| b.sources()).collect();
-    wanted.insert(SourceKind::Users);
+    let wanted = crate::config::plan::wanted(evaluable.iter().copied());
     let snapshot = sources::load_snapshot(db, &plan.sources, &wanted, plan.timezone).await;
     // Without the members nothing can be explained; another source that failed only makes
     // the badges that read it unexplainable (below).

@@ -11,12 +11,12 @@ use crate::config::plan::{Badge, BadgeStatus, Criterion, OnBackfill, Plan, WhenL
 use crate::db::Db;
 use crate::evaluate::{Context, Evaluation};
 use crate::instant;
-use crate::sources::{self, Shard, SourceKind};
+use crate::sources::{self, Shard};
 use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, Inserted, Store};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, SubsecRound, Utc};
 use polars::prelude::DataFrame;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -394,7 +394,7 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     if badges.is_empty() {
         return Ok(Evaluated::default());
     }
-    let wanted: BTreeSet<SourceKind> = badges.iter().flat_map(|b| b.sources()).collect();
+    let wanted = crate::config::plan::wanted(badges.iter().copied());
     let loading = crate::telemetry::phase("loading sources");
     let clock = std::time::Instant::now();
     let load =

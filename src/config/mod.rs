@@ -26,13 +26,25 @@ pub struct RawConfig {
     #[serde(default)]
     pub evaluation: EvaluationSection,
     #[serde(default)]
-    pub sources: BTreeMap<String, String>,
+    pub sources: SourcesSection,
     #[serde(default)]
     pub notifications: NotificationsSection,
     /// Who issues the badges, for Open Badges exports.
     pub issuer: Option<IssuerSection>,
     #[serde(default)]
     pub badges: Vec<toml::Table>,
+}
+
+/// `[sources]`: one query per built-in source (`users = "SELECT ..."`), and under
+/// `[sources.events]` any number of named event sources.
+#[derive(Debug, Default, Deserialize)]
+pub struct SourcesSection {
+    /// `[sources.events]`: name → query.
+    #[serde(default)]
+    pub events: BTreeMap<String, String>,
+    /// The built-in sources (and any unknown name, which the plan reports).
+    #[serde(flatten)]
+    pub queries: BTreeMap<String, String>,
 }
 
 /// `[issuer]`: the organisation named as the issuer in Open Badges exports.

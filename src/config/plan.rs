@@ -10,7 +10,7 @@ use super::RawConfig;
 use crate::formula::{self, Formula};
 use crate::instant;
 use crate::rules::Rule;
-use crate::sources::{SourceKind, SourceQueries};
+use crate::sources::{ColumnSpec, SourceKind, SourceQueries, Wanted};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
@@ -51,6 +51,21 @@ impl Plan {
     pub fn badge(&self, id: &str) -> Option<&Badge> {
         self.badges.iter().find(|b| b.id == id)
     }
+}
+
+/// What evaluating `badges` loads: their sources and the users columns their `user.NAME`
+/// clauses read.
+pub fn wanted<'a>(badges: impl IntoIterator<Item = &'a Badge>) -> Wanted {
+    let mut wanted = Wanted::kinds([SourceKind::Users]);
+    for badge in badges {
+        wanted.kinds.extend(badge.sources());
+        for spec in badge.user_columns() {
+            if !wanted.user_columns.contains(&spec) {
+                wanted.user_columns.push(spec);
+            }
+        }
+    }
+    wanted
 }
 
 /// Notification settings.
@@ -108,6 +123,14 @@ impl Badge {
             Criterion::Manual => {}
         }
         kinds
+    }
+
+    /// The users columns beyond the standard ones that the badge's `user.NAME` clauses read.
+    pub fn user_columns(&self) -> Vec<ColumnSpec> {
+        match &self.criterion {
+            Criterion::Formula { tree, .. } => formula::compile::user_attributes(tree),
+            _ => Vec::new(),
+        }
     }
 
     /// How the badge is earned, in words: `criteria` as written, else a sentence generated
@@ -278,11 +301,14 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
     }
     let sources = compile_sources(&raw, &mut errors);
     let issuer = raw.issuer.as_ref().and_then(|section| compile_issuer(section, &mut errors));
+    // Names of [sources.events] (valid or not: an aggregate over a misnamed source is reported
+    // with the source, not again with each formula).
+    let events: BTreeSet<String> = raw.sources.events.keys().cloned().collect();
     let mut badges = Vec::new();
     let mut seen = HashSet::new();
     for (index, table) in raw.badges.into_iter().enumerate() {
         let label = badge_label(&table, index);
-        match compile_badge(table, &timezone) {
+        match compile_badge(table, &timezone, &events) {
             Ok(badge) => {
                 if !seen.insert(badge.id.clone()) {
                     errors.push(format!("{label}: the id is used by another badge; ids must be unique"));
@@ -320,7 +346,16 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
 
 fn compile_sources(raw: &RawConfig, errors: &mut Vec<String>) -> SourceQueries {
     let mut sources = SourceQueries::new();
-    for (name, query) in &raw.sources {
+    for (name, query) in &raw.sources.events {
+        match SourceKind::check_event_name(name) {
+            Err(problem) => errors.push(problem),
+            Ok(()) if query.trim().is_empty() => errors.push(format!("source '{name}': the query is empty")),
+            Ok(()) => {
+                sources.insert(SourceKind::event(name), query.trim().trim_end_matches(';').to_string());
+            }
+        }
+    }
+    for (name, query) in &raw.sources.queries {
         match SourceKind::from_name(name) {
             Some(kind) if query.trim().is_empty() => errors.push(format!("source '{kind}': the query is empty")),
             Some(kind) => {
@@ -328,7 +363,11 @@ fn compile_sources(raw: &RawConfig, errors: &mut Vec<String>) -> SourceQueries {
             }
             None => {
                 let known: Vec<_> = SourceKind::ALL.iter().map(|k| k.name()).collect();
-                errors.push(format!("[sources] '{name}' is not a source; known sources: {}", known.join(", ")));
+                errors.push(format!(
+                    "[sources] '{name}' is not a source; known sources: {} (name other event sources under \
+                     [sources.events])",
+                    known.join(", ")
+                ));
             }
         }
     }
@@ -376,7 +415,7 @@ fn badge_label(table: &toml::Table, index: usize) -> String {
     }
 }
 
-fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>> {
+fn compile_badge(table: toml::Table, timezone: &Tz, events: &BTreeSet<String>) -> Result<Badge, Vec<String>> {
     let raw: RawBadge = toml::Value::Table(table.clone())
         .try_into()
         .map_err(|e: toml::de::Error| vec![in_users_words(e.message().trim_end(), &table)])?;
@@ -397,7 +436,7 @@ fn compile_badge(table: toml::Table, timezone: &Tz) -> Result<Badge, Vec<String>
     });
     let criterion = match (raw.rule, raw.formula, raw.manual) {
         (Some(rule), None, false) => Some(Criterion::Rule(rule)),
-        (None, Some(text), false) => compile_formula(text, timezone, &mut problems),
+        (None, Some(text), false) => compile_formula(text, timezone, events, &mut problems),
         (None, None, true) => Some(Criterion::Manual),
         (None, None, false) => {
             problems
@@ -471,10 +510,15 @@ fn key_holding(table: &toml::Table, value: i64, prefix: &str) -> Option<String> 
 }
 
 /// Parses and validates a formula, adding each problem with its column and a caret.
-fn compile_formula(text: String, timezone: &Tz, problems: &mut Vec<String>) -> Option<Criterion> {
+fn compile_formula(
+    text: String,
+    timezone: &Tz,
+    events: &BTreeSet<String>,
+    problems: &mut Vec<String>,
+) -> Option<Criterion> {
     let errors = match formula::parse(&text) {
         Ok(tree) => {
-            let errors = formula::compile::validate(&tree, timezone);
+            let errors = formula::compile::validate(&tree, timezone, events);
             if errors.is_empty() {
                 return Some(Criterion::Formula { text, tree });
             }

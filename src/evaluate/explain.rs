@@ -5,7 +5,7 @@
 //! run), and every value shown beside a check, rendered for people in plain words (dates in
 //! the evaluation timezone, "no connections yet", "never").
 
-use super::{CheckTree, Evaluation, Period, ShowAs};
+use super::{Bucket, CheckTree, Evaluation, ShowAs};
 use crate::instant::{self, date_from_days};
 use anyhow::{Result, anyhow};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -206,16 +206,30 @@ impl Evaluation {
                 AnyValue::Null => if_none.to_string(),
                 other => self.local_time(other).unwrap_or_else(|| other.to_string()),
             },
-            ShowAs::BestPeriod(period) => {
+            ShowAs::BestPeriod { bucket, noun: (one, many) } => {
                 let count = as_i64(first).unwrap_or(0);
                 let key = values.get(1).and_then(as_i64);
                 match (count, key) {
-                    (0, _) | (_, None) => "no connections yet".to_string(),
+                    (0, _) | (_, None) => format!("no {many} yet"),
                     (n, Some(key)) => {
-                        let noun = if n == 1 { "connection" } else { "connections" };
-                        format!("{n} {noun} ({})", period_label(period, key))
+                        let noun = if n == 1 { one } else { many };
+                        format!("{n} {noun} ({})", period_label(bucket, key))
                     }
                 }
+            }
+            ShowAs::Streak(bucket) => {
+                let length = as_i64(first).unwrap_or(0);
+                let key = values.get(1).and_then(as_i64);
+                match (length, key) {
+                    (0, _) | (_, None) => "0".to_string(),
+                    (n, Some(key)) => streak_label(bucket, n, key),
+                }
+            }
+            ShowAs::Window => {
+                let bound = |value: Option<&AnyValue>| {
+                    value.and_then(|v| self.local_time(v)).unwrap_or_else(|| "the beginning".to_string())
+                };
+                format!("{} to {}", bound(Some(first)), bound(values.get(1)))
             }
             ShowAs::MemberFor => {
                 let created = as_i64(first).and_then(instant::from_micros);
@@ -241,17 +255,34 @@ impl Evaluation {
     }
 }
 
-/// "week of 2026-03-02" for a week key (local days of its Monday), "March 2026" for a month key.
-fn period_label(period: Period, key: i64) -> String {
-    match period {
-        Period::Week => date_from_days(key).map_or_else(|| format!("week {key}"), |d| format!("week of {d}")),
-        Period::Month => {
+/// "2026-03-02" for a day key (local days since 1970-01-01), "week of 2026-03-02" for a week
+/// key (the local days of its Monday), "March 2026" for a month key.
+fn period_label(bucket: Bucket, key: i64) -> String {
+    match bucket {
+        Bucket::Day => date_from_days(key).map_or_else(|| format!("day {key}"), |d| d.to_string()),
+        Bucket::Week => date_from_days(key).map_or_else(|| format!("week {key}"), |d| format!("week of {d}")),
+        Bucket::Month => {
             let (year, month) = (key.div_euclid(12), key.rem_euclid(12) + 1);
             i32::try_from(year)
                 .ok()
                 .and_then(|y| NaiveDate::from_ymd_opt(y, u32::try_from(month).ok()?, 1))
                 .map_or_else(|| instant::month_label(key), |d| d.format("%B %Y").to_string())
         }
+    }
+}
+
+/// "3 days (2026-03-02 to 2026-03-04)" for a run of days from day key `first`; "4 weeks (weeks
+/// of 2026-03-02 to 2026-03-23)" for a run of weeks from week number `first`.
+fn streak_label(bucket: Bucket, length: i64, first: i64) -> String {
+    let day = |d: i64| date_from_days(d).map_or_else(|| format!("day {d}"), |date| date.to_string());
+    match (bucket, length) {
+        (Bucket::Week, 1) => format!("1 week (week of {})", day(super::monday_of_week_number(first))),
+        (Bucket::Week, n) => {
+            let monday = super::monday_of_week_number(first);
+            format!("{n} weeks (weeks of {} to {})", day(monday), day(monday + 7 * (n - 1)))
+        }
+        (_, 1) => format!("1 day ({})", day(first)),
+        (_, n) => format!("{n} days ({} to {})", day(first), day(first + n - 1)),
     }
 }
 
@@ -287,8 +318,8 @@ fn millionths(value: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{calendar_age, period_label};
-    use crate::evaluate::Period;
+    use super::{calendar_age, period_label, streak_label};
+    use crate::evaluate::Bucket;
     use chrono::NaiveDateTime;
 
     fn at(text: &str) -> NaiveDateTime {
@@ -306,7 +337,17 @@ mod tests {
 
     #[test]
     fn a_best_month_is_named_and_a_best_week_is_dated_by_its_monday() {
-        assert_eq!(period_label(Period::Month, 2026 * 12 + 2), "March 2026");
-        assert_eq!(period_label(Period::Week, 20_514), "week of 2026-03-02");
+        assert_eq!(period_label(Bucket::Month, 2026 * 12 + 2), "March 2026");
+        assert_eq!(period_label(Bucket::Week, 20_514), "week of 2026-03-02");
+        assert_eq!(period_label(Bucket::Day, 20_514), "2026-03-02");
+    }
+
+    #[test]
+    fn a_streak_names_its_first_and_last_day_or_week() {
+        assert_eq!(streak_label(Bucket::Day, 3, 20_514), "3 days (2026-03-02 to 2026-03-04)");
+        assert_eq!(streak_label(Bucket::Day, 1, 20_514), "1 day (2026-03-02)");
+        // Week 2931 starts on Monday 2026-03-02 (7 * 2931 - 3 = 20_514).
+        assert_eq!(streak_label(Bucket::Week, 4, 2_931), "4 weeks (weeks of 2026-03-02 to 2026-03-23)");
+        assert_eq!(streak_label(Bucket::Week, 1, 2_931), "1 week (week of 2026-03-02)");
     }
 }

@@ -1,37 +1,166 @@
 //! Per-member features: the numbers and flags that rules and formulas compare.
 //!
 //! Owns the [`Feature`] catalogue and the one place each is computed from the snapshot, as a
-//! grouped Polars aggregation joined onto the member frame. Rules ask a [`FeatureSet`] for the
-//! column of a feature; equal features (same source, kind, training and `activity_since`) are
-//! computed once per run however many badges use them.
+//! grouped Polars aggregation joined onto the member frame. Every count over a member's events
+//! (posts, connections, sign-ins, `[sources.events]`) is one [`Aggregate`]: the rule types and
+//! the older formula clauses are aggregates too, so equal ones (same source, kinds, window) are
+//! computed once per run however many badges and clauses use them.
 
-use super::{Context, Period, TrainingState};
+use super::{Context, TrainingState};
 use crate::instant::CalendarSpan;
 use crate::sources::{Snapshot, SourceKind};
 use anyhow::{Result, anyhow};
 use polars::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// What an aggregate computes from a member's event rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Agg {
+    /// Rows.
+    Count,
+    /// Distinct non-null `item`s.
+    Distinct,
+    /// The sum of `value`, in whole millionths.
+    Sum,
+    /// Distinct local days with a row.
+    ActiveDays,
+    /// The most rows in one local day, ISO week or month.
+    BestDay,
+    BestWeek,
+    BestMonth,
+    /// The longest run of consecutive local days or ISO weeks with a row.
+    StreakDays,
+    StreakWeeks,
+    /// The run of consecutive local days with a row that ends on the evaluation day or the day
+    /// before; 0 otherwise.
+    CurrentStreakDays,
+    /// The first or last row's instant (µs); null without one.
+    First,
+    Last,
+}
+
+impl Agg {
+    pub const ALL: [Agg; 12] = [
+        Agg::Count,
+        Agg::Distinct,
+        Agg::Sum,
+        Agg::ActiveDays,
+        Agg::BestDay,
+        Agg::BestWeek,
+        Agg::BestMonth,
+        Agg::StreakDays,
+        Agg::StreakWeeks,
+        Agg::CurrentStreakDays,
+        Agg::First,
+        Agg::Last,
+    ];
+
+    /// The name formulas write.
+    pub fn name(self) -> &'static str {
+        match self {
+            Agg::Count => "count",
+            Agg::Distinct => "distinct",
+            Agg::Sum => "sum",
+            Agg::ActiveDays => "active_days",
+            Agg::BestDay => "best_day",
+            Agg::BestWeek => "best_week",
+            Agg::BestMonth => "best_month",
+            Agg::StreakDays => "streak_days",
+            Agg::StreakWeeks => "streak_weeks",
+            Agg::CurrentStreakDays => "current_streak_days",
+            Agg::First => "first",
+            Agg::Last => "last",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Agg> {
+        Agg::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// `first` and `last` give an instant, compared with a date; the others a number.
+    pub fn is_date(self) -> bool {
+        matches!(self, Agg::First | Agg::Last)
+    }
+
+    /// The calendar unit of a best-period or streak aggregate: these also have evidence (the
+    /// period, or the run's first day or week; see [`Feature::EventKey`]).
+    pub fn bucket(self) -> Option<Bucket> {
+        match self {
+            Agg::BestDay | Agg::StreakDays | Agg::CurrentStreakDays => Some(Bucket::Day),
+            Agg::BestWeek | Agg::StreakWeeks => Some(Bucket::Week),
+            Agg::BestMonth => Some(Bucket::Month),
+            _ => None,
+        }
+    }
+}
+
+/// A local calendar period: what best-period and streak aggregates group rows by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    Day,
+    Week,
+    Month,
+}
+
+impl From<super::Period> for Bucket {
+    fn from(period: super::Period) -> Self {
+        match period {
+            super::Period::Week => Bucket::Week,
+            super::Period::Month => Bucket::Month,
+        }
+    }
+}
+
+/// One aggregate over one member's events: which rows (the source, of which kinds, from which
+/// instant up to the evaluation instant) and what is computed from them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Aggregate {
+    pub agg: Agg,
+    pub source: SourceKind,
+    /// Only rows of one of these kinds (sorted, distinct; empty: none); `None`: every row.
+    pub kinds: Option<Vec<String>>,
+    /// Only rows at or after this instant (µs): the latest of `activity_since`, `since` and the
+    /// start of a `within` window.
+    pub from: Option<i64>,
+}
+
+impl Aggregate {
+    /// Every row of `source` from `from`.
+    pub fn new(agg: Agg, source: SourceKind, from: Option<i64>) -> Self {
+        Aggregate { agg, source, kinds: None, from }
+    }
+
+    /// Only rows of these kinds: intersected with any kinds already required.
+    pub fn of_kinds(mut self, kinds: &[String]) -> Self {
+        let mut wanted: Vec<String> = kinds.to_vec();
+        wanted.sort();
+        wanted.dedup();
+        if let Some(before) = &self.kinds {
+            wanted.retain(|k| before.contains(k));
+        }
+        self.kinds = Some(wanted);
+        self
+    }
+
+    /// Only rows at or after `instant` as well.
+    pub fn from_instant(mut self, instant: i64) -> Self {
+        self.from = Some(self.from.map_or(instant, |from| from.max(instant)));
+        self
+    }
+}
 
 /// A per-member value computed from the snapshot. `since` is an `activity_since` instant
 /// (µs): only rows at or after it count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Feature {
-    /// Rows of `posts`, of one `kind` if given.
-    Posts { kind: Option<String>, since: Option<i64> },
-    /// Distinct non-null `thread_id`s of `posts`, of one `kind` if given.
-    DistinctThreads { kind: Option<String>, since: Option<i64> },
-    /// Rows of `connections`.
-    Connections { since: Option<i64> },
-    /// The most connections inside one calendar week or month.
-    BestPeriod { period: Period, since: Option<i64> },
-    /// The key of the (earliest) best week or month, for explain.
-    BestPeriodKey { period: Period, since: Option<i64> },
-    /// Rows of `logins`.
-    Logins { since: Option<i64> },
-    /// The longest run of consecutive local days with a sign-in.
-    ConsecutiveLoginDays { since: Option<i64> },
-    /// The last sign-in (µs), null without one.
-    LastSignin { since: Option<i64> },
+    /// An aggregate's value: a count (0 without rows), a sum in whole millionths (0 without
+    /// rows), or for `first`/`last` an instant (µs, null without rows).
+    Event(Aggregate),
+    /// The evidence of a best-period or streak aggregate: the (earliest) best period's key, or
+    /// the first key of the (earliest) longest or the current run; null without one. Day keys
+    /// are local days since 1970-01-01, a best week's key the days of its Monday, a streak week's
+    /// key the week number (see [`monday_of_week_number`]), a month's `year * 12 + month - 1`.
+    EventKey(Aggregate),
     /// Distinct trainings in that state (of one training if given).
     Trainings { state: TrainingState, training: Option<String>, since: Option<i64> },
     /// The sum of the member's `metrics` rows of that name, in whole millionths (see
@@ -43,18 +172,27 @@ pub enum Feature {
     IdIn { ids: Vec<i64> },
     /// The member's value of a setting key (the greatest, if several), null without one.
     SettingValue { key: String },
+    /// The member's value of a setting key read as a number (the greatest of those that are
+    /// numbers), null without one.
+    SettingNumber { key: String },
 }
 
 impl Feature {
     /// The value a member without any source row has.
     fn missing_value(&self) -> Option<Expr> {
         match self {
-            Feature::BestPeriodKey { .. } | Feature::LastSignin { .. } | Feature::SettingValue { .. } => None,
-            Feature::Metric { .. } => Some(lit(0i64)),
+            Feature::Event(a) if a.agg.is_date() => None,
+            Feature::EventKey(_) | Feature::SettingValue { .. } | Feature::SettingNumber { .. } => None,
             Feature::AnyRole { .. } | Feature::IdIn { .. } => Some(lit(false)),
             _ => Some(lit(0i64)),
         }
     }
+}
+
+/// The days of week `week`'s Monday (both since 1970-01-01, which was a Thursday): weeks are
+/// numbered so that consecutive weeks are consecutive numbers.
+pub fn monday_of_week_number(week: i64) -> i64 {
+    7 * week - 3
 }
 
 /// The features one evaluation needs, each with its column name in the feature frame.
@@ -79,11 +217,10 @@ impl FeatureSet {
         col(self.columns.entry(feature).or_insert(next).as_str())
     }
 
-    /// The best week's or month's count and that period's key.
-    pub fn best_period(&mut self, period: Period, since: Option<i64>) -> (Expr, Expr) {
-        let count = self.column(Feature::BestPeriod { period, since });
-        let key = self.column(Feature::BestPeriodKey { period, since });
-        (count, key)
+    /// An aggregate's value and, for best-period and streak aggregates, its evidence.
+    pub fn aggregate(&mut self, aggregate: Aggregate) -> (Expr, Option<Expr>) {
+        let key = aggregate.agg.bucket().map(|_| self.column(Feature::EventKey(aggregate.clone())));
+        (self.column(Feature::Event(aggregate)), key)
     }
 
     /// The instant (µs) at which a member's account is `span` old: `span` added to the
@@ -98,9 +235,27 @@ impl FeatureSet {
             .timestamp(TimeUnit::Microseconds)
     }
 
+    /// The start (µs) of a `within` window: `span` before the evaluation instant, subtracted
+    /// on the local calendar as [`FeatureSet::eligible_from`] adds it (a reading that falls in a
+    /// skipped hour moves forward out of it). Before the representable range: the earliest
+    /// instant, so every row counts.
+    pub fn window_start(&self, span: CalendarSpan) -> i64 {
+        let tz = self.ctx.timezone;
+        let wall = self.ctx.as_of.with_timezone(&tz).naive_local();
+        span.subtract_from(wall)
+            .map(|start| crate::instant::to_micros(crate::instant::local_to_utc(start, &tz)))
+            .unwrap_or(i64::MIN)
+    }
+
     /// The evaluation instant (µs since the epoch, UTC).
     pub fn as_of(&self) -> Expr {
         lit(self.ctx.as_of_micros())
+    }
+
+    /// The local day (days since 1970-01-01) of the evaluation instant.
+    fn today(&self) -> i64 {
+        let date = self.ctx.as_of.with_timezone(&self.ctx.timezone).date_naive();
+        date.signed_duration_since(chrono::NaiveDate::default()).num_days()
     }
 
     /// The member frame with one column per registered feature.
@@ -115,11 +270,11 @@ impl FeatureSet {
             self.members(snapshot)?.sort(["user_id"], SortMultipleOptions::default()).collect().map_err(failed)?;
         let ids = members.select(["user_id"]).map_err(failed)?;
         let mut columns = Vec::with_capacity(self.columns.len());
-        let mut best_periods = BestPeriods::new();
+        let mut keyed = Keyed::new();
         for (feature, name) in &self.columns {
             let clock = std::time::Instant::now();
             let values = self
-                .compute(feature, snapshot, &mut best_periods)?
+                .compute(feature, snapshot, &mut keyed)?
                 .select([col("user_id"), col("value").alias(name.as_str())]);
             let mut value = col(name.as_str());
             if let Some(missing) = feature.missing_value() {
@@ -148,8 +303,8 @@ impl FeatureSet {
     }
 
     /// Members created at or before the evaluation instant, with their base columns:
-    /// `user_id`, `created_at` (µs), `created_zoned` (the datetime), `blocked`, and
-    /// `avatar_changed` when the users source has it.
+    /// `user_id`, `created_at` (µs), `created_zoned` (the datetime), `blocked`, and every
+    /// other column the users source returned (`avatar_changed`, the `user.NAME` columns).
     fn members(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
         let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
         let mut columns = vec![
@@ -161,6 +316,14 @@ impl FeatureSet {
         if snapshot.has_column(SourceKind::Users, "avatar_changed") {
             columns.push(col("avatar_changed").fill_null(lit(false)));
         }
+        for name in users.get_column_names() {
+            if name.starts_with("user.") {
+                let column = col(name.as_str());
+                // Timestamps compare as µs, like `created_at`.
+                let is_timestamp = matches!(users.column(name).map(|c| c.dtype()), Ok(DataType::Datetime(..)));
+                columns.push(if is_timestamp { micros(column).alias(name.as_str()) } else { column });
+            }
+        }
         Ok(users
             .clone()
             .lazy()
@@ -169,43 +332,55 @@ impl FeatureSet {
             .unique(Some(cols(["user_id"])), UniqueKeepStrategy::First))
     }
 
-    /// Rows of an activity source up to the evaluation instant (and from `since`).
-    fn activity(&self, snapshot: &Snapshot, kind: SourceKind, since: Option<i64>) -> Result<LazyFrame> {
+    /// Rows of an event source up to the evaluation instant (and from `from`).
+    fn activity(&self, snapshot: &Snapshot, kind: SourceKind, from: Option<i64>) -> Result<LazyFrame> {
         let frame = snapshot.frame(kind).ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
         let at = micros(col("created_at"));
         let mut keep = at.clone().lt_eq(self.as_of());
-        if let Some(since) = since {
-            keep = keep.and(at.gt_eq(lit(since)));
+        if let Some(from) = from {
+            keep = keep.and(at.gt_eq(lit(from)));
         }
         Ok(frame.clone().lazy().filter(keep))
     }
 
+    /// The rows an aggregate reads: its source's, in its window, of its kinds.
+    fn events(&self, snapshot: &Snapshot, aggregate: &Aggregate) -> Result<LazyFrame> {
+        let rows = self.activity(snapshot, aggregate.source, aggregate.from)?;
+        Ok(match &aggregate.kinds {
+            None => rows,
+            Some(kinds) => {
+                let any = kinds.iter().map(|k| col("kind").eq(lit(k.as_str()))).reduce(Expr::or).unwrap_or(lit(false));
+                rows.filter(any.fill_null(lit(false)))
+            }
+        })
+    }
+
     /// A frame `(user_id, value)` for one feature.
-    fn compute(&self, feature: &Feature, snapshot: &Snapshot, best_periods: &mut BestPeriods) -> Result<LazyFrame> {
+    fn compute(&self, feature: &Feature, snapshot: &Snapshot, keyed: &mut Keyed) -> Result<LazyFrame> {
         let per_user = |lf: LazyFrame, value: Expr| lf.group_by([col("user_id")]).agg([value.alias("value")]);
-        let count = || len().cast(DataType::Int64);
         Ok(match feature {
-            Feature::Posts { kind, since } => {
-                per_user(of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind), count())
+            Feature::Event(aggregate) => {
+                let rows = self.events(snapshot, aggregate)?;
+                match aggregate.agg {
+                    Agg::Count => per_user(rows, len().cast(DataType::Int64)),
+                    Agg::Distinct => {
+                        per_user(rows.filter(col("item").is_not_null()), col("item").n_unique().cast(DataType::Int64))
+                    }
+                    Agg::Sum => per_user(rows, exact_sum(col("value").fill_null(lit(0.0f64)))),
+                    Agg::ActiveDays => {
+                        let day = self.local_keys(snapshot, aggregate.source, DayKey::Day)?;
+                        per_user(
+                            rows.select([col("user_id"), day.alias("day")]),
+                            col("day").n_unique().cast(DataType::Int64),
+                        )
+                    }
+                    Agg::First => per_user(rows, micros(col("created_at")).min()),
+                    Agg::Last => per_user(rows, micros(col("created_at")).max()),
+                    _ => self.keyed(snapshot, aggregate, keyed)?.select([col("user_id"), col("best").alias("value")]),
+                }
             }
-            Feature::DistinctThreads { kind, since } => {
-                let posts = of_kind(self.activity(snapshot, SourceKind::Posts, *since)?, kind)
-                    .filter(col("thread_id").is_not_null());
-                per_user(posts, col("thread_id").n_unique().cast(DataType::Int64))
-            }
-            Feature::Connections { since } => {
-                per_user(self.activity(snapshot, SourceKind::Connections, *since)?, count())
-            }
-            Feature::Logins { since } => per_user(self.activity(snapshot, SourceKind::Logins, *since)?, count()),
-            Feature::BestPeriod { period, since } => self
-                .best_periods(snapshot, *period, *since, best_periods)?
-                .select([col("user_id"), col("best").alias("value")]),
-            Feature::BestPeriodKey { period, since } => self
-                .best_periods(snapshot, *period, *since, best_periods)?
-                .select([col("user_id"), col("key").alias("value")]),
-            Feature::ConsecutiveLoginDays { since } => self.consecutive_days(snapshot, *since)?,
-            Feature::LastSignin { since } => {
-                per_user(self.activity(snapshot, SourceKind::Logins, *since)?, micros(col("created_at")).max())
+            Feature::EventKey(aggregate) => {
+                self.keyed(snapshot, aggregate, keyed)?.select([col("user_id"), col("key").alias("value")])
             }
             Feature::Trainings { state, training, since } => self.trainings(snapshot, *state, training, *since)?,
             Feature::Metric { name } => {
@@ -225,67 +400,66 @@ impl FeatureSet {
                     .filter(col("key").eq(lit(key.as_str())).and(col("value").is_not_null()));
                 per_user(settings, col("value").max())
             }
+            Feature::SettingNumber { key } => {
+                // Text that is not a number (or is empty) is no value, as if unset.
+                let number = col("value").cast(DataType::Float64);
+                let settings = source(snapshot, SourceKind::Settings)?
+                    .filter(col("key").eq(lit(key.as_str())))
+                    .select([col("user_id"), number.alias("number")])
+                    .filter(col("number").is_not_null().and(col("number").is_finite()));
+                per_user(settings, col("number").max())
+            }
         })
     }
 
-    /// Each member's best count and its (earliest) period, computed once for both features.
-    fn best_periods(
-        &self,
-        snapshot: &Snapshot,
-        period: Period,
-        since: Option<i64>,
-        cache: &mut BestPeriods,
-    ) -> Result<LazyFrame> {
-        if let Some(frame) = cache.get(&(period, since)) {
+    /// A best-period or streak aggregate: `(user_id, best, key)`, computed once for its value
+    /// and its evidence.
+    fn keyed(&self, snapshot: &Snapshot, aggregate: &Aggregate, cache: &mut Keyed) -> Result<LazyFrame> {
+        if let Some(frame) = cache.get(aggregate) {
             return Ok(frame.clone().lazy());
         }
-        let failed = |e: PolarsError| anyhow!("counting connections per {period}: {e}");
+        let failed = |e: PolarsError| anyhow!("computing {}({}): {e}", aggregate.agg.name(), aggregate.source);
+        let key = match aggregate.agg {
+            Agg::BestDay | Agg::StreakDays | Agg::CurrentStreakDays => DayKey::Day,
+            Agg::BestWeek => DayKey::Week,
+            Agg::StreakWeeks => DayKey::WeekNumber,
+            Agg::BestMonth => DayKey::Month,
+            other => return Err(anyhow!("{} has no calendar period", other.name())),
+        };
         let rows = self
-            .activity(snapshot, SourceKind::Connections, since)?
-            .select([
-                col("user_id"),
-                self.local_keys(snapshot, SourceKind::Connections, period.into())?.alias("period"),
-            ])
+            .events(snapshot, aggregate)?
+            .select([col("user_id"), self.local_keys(snapshot, aggregate.source, key)?.alias("period")])
             .collect()
             .map_err(failed)?;
-        let frame = match Packed::of(&rows, "period", 0) {
-            Some(packed) => packed.best_periods(rows).map_err(failed)?,
-            None => best_of_counts(
-                rows.lazy().group_by([col("user_id"), col("period")]).agg([len().cast(DataType::Int64).alias("n")]),
-            )
-            .collect()
-            .map_err(failed)?,
+        let frame = match aggregate.agg {
+            Agg::BestDay | Agg::BestWeek | Agg::BestMonth => match Packed::of(&rows, "period", 0) {
+                Some(packed) => packed.best_periods(rows).map_err(failed)?,
+                None => best_of_counts(
+                    rows.lazy().group_by([col("user_id"), col("period")]).agg([len().cast(DataType::Int64).alias("n")]),
+                )
+                .collect()
+                .map_err(failed)?,
+            },
+            Agg::StreakDays | Agg::StreakWeeks => match Packed::of(&rows, "period", 1) {
+                Some(packed) => packed.longest_runs(rows).map_err(failed)?,
+                None => best_of_counts(runs_unpacked(rows)).collect().map_err(failed)?,
+            },
+            _ => {
+                // The run that ends today or yesterday: a member has at most one (runs do not
+                // overlap, and no row is after the evaluation instant).
+                let runs = match Packed::of(&rows, "period", 1) {
+                    Some(packed) => packed.runs(rows).map_err(failed)?,
+                    None => runs_unpacked(rows),
+                };
+                let ends = col("period") + col("n") - lit(1i64);
+                runs.filter(ends.gt_eq(lit(self.today() - 1)))
+                    .select([col("user_id"), col("n").alias("best"), col("period").alias("key")])
+                    .collect()
+                    .map_err(failed)?
+            }
         };
-        cache.insert((period, since), frame.clone());
+        cache.insert(aggregate.clone(), frame.clone());
         Ok(frame.lazy())
-    }
-
-    /// The longest run of consecutive local calendar days with at least one sign-in.
-    fn consecutive_days(&self, snapshot: &Snapshot, since: Option<i64>) -> Result<LazyFrame> {
-        let day = self.local_keys(snapshot, SourceKind::Logins, DayKey::Day)?;
-        let rows = self
-            .activity(snapshot, SourceKind::Logins, since)?
-            .select([col("user_id"), day.alias("day")])
-            .collect()
-            .map_err(|e| anyhow!("reading sign-in days: {e}"))?;
-        // A gap of one key between members, so one member's last day never continues the
-        // next member's first.
-        if let Some(packed) = Packed::of(&rows, "day", 1) {
-            return packed.longest_runs(rows).map_err(|e| anyhow!("reading sign-in days: {e}"));
-        }
-        let starts_run = col("user_id")
-            .neq(col("user_id").shift(lit(1)))
-            .or(col("day").neq(col("day").shift(lit(1)) + lit(1i64)))
-            .fill_null(lit(true));
-        Ok(rows
-            .lazy()
-            .unique(None, UniqueKeepStrategy::Any)
-            .sort(["user_id", "day"], SortMultipleOptions::default())
-            .with_column(starts_run.cast(DataType::Int64).cum_sum(false).alias("run"))
-            .group_by([col("user_id"), col("run")])
-            .agg([len().cast(DataType::Int64).alias("days")])
-            .group_by([col("user_id")])
-            .agg([col("days").max().alias("value")]))
     }
 
     fn trainings(
@@ -416,22 +590,15 @@ impl ZoneSpan {
     }
 }
 
-/// What a local day is reduced to: the day itself, the Monday of its ISO week, or its month
-/// (`year * 12 + month - 1`), each as an Int64 key.
+/// What a local day is reduced to: the day itself, the Monday of its ISO week, its ISO week's
+/// number (consecutive weeks are consecutive numbers; see [`monday_of_week_number`]), or its
+/// month (`year * 12 + month - 1`), each as an Int64 key.
 #[derive(Debug, Clone, Copy)]
 enum DayKey {
     Day,
     Week,
+    WeekNumber,
     Month,
-}
-
-impl From<Period> for DayKey {
-    fn from(period: Period) -> Self {
-        match period {
-            Period::Week => DayKey::Week,
-            Period::Month => DayKey::Month,
-        }
-    }
 }
 
 impl DayKey {
@@ -440,6 +607,7 @@ impl DayKey {
         match self {
             DayKey::Day => day,
             DayKey::Week => day - (day + 3).rem_euclid(7),
+            DayKey::WeekNumber => (day + 3).div_euclid(7),
             DayKey::Month => month_of_day(day),
         }
     }
@@ -491,21 +659,35 @@ impl Packed {
         (col("user_id") - lit(self.user_min)) * lit(self.stride) + (col(key) - lit(self.key_min))
     }
 
-    /// Each member's longest run of consecutive days: `(user_id, value)`.
-    fn longest_runs(&self, rows: DataFrame) -> PolarsResult<LazyFrame> {
+    /// Each member's runs of consecutive keys (a repeated key continues nothing): the packed
+    /// first key `k` of each run and its length `n`, sorted by `k`.
+    fn packed_runs(&self, rows: DataFrame) -> PolarsResult<DataFrame> {
         let k = col("k");
-        let days = rows
+        let keys = rows
             .lazy()
-            .select([self.pack("day").alias("k")])
+            .select([self.pack("period").alias("k")])
             .sort(["k"], SortMultipleOptions::default())
-            // Sorted: a repeated day is a repeat of the previous row.
+            // Sorted: a repeated key is a repeat of the previous row.
             .filter(k.clone().neq(k.shift(lit(1))).fill_null(lit(true)));
-        let runs = runs_of(days, 1).collect()?;
-        Ok(self
-            .with_members(runs, "user_id", self.user_min)?
-            .lazy()
-            .group_by([col("user_id")])
-            .agg([col("n").max().alias("value")]))
+        runs_of(keys, 1).collect()
+    }
+
+    /// Each member's runs of consecutive keys: `(user_id, period, n)`, `period` the run's first
+    /// key.
+    fn runs(&self, rows: DataFrame) -> PolarsResult<LazyFrame> {
+        let runs = self.packed_runs(rows)?;
+        Ok(runs.lazy().select([
+            (col("k") / lit(self.stride) + lit(self.user_min)).alias("user_id"),
+            (col("k") % lit(self.stride) + lit(self.key_min)).alias("period"),
+            col("n"),
+        ]))
+    }
+
+    /// Each member's longest run of consecutive keys and the first key of the earliest such
+    /// run: `(user_id, best, key)`.
+    fn longest_runs(&self, rows: DataFrame) -> PolarsResult<DataFrame> {
+        let runs = self.packed_runs(rows)?;
+        self.best_of_packed(runs)
     }
 
     /// `frame` (sorted by its packed key `k`) with column `name`: each row's member id, `k /
@@ -525,6 +707,12 @@ impl Packed {
         // Int64 column needs a fraction of a hash group-by's memory over millions of rows.
         let keys = rows.lazy().select([self.pack("period").alias("k")]).sort(["k"], SortMultipleOptions::default());
         let counts = runs_of(keys, 0).collect()?;
+        self.best_of_packed(counts)
+    }
+
+    /// From packed keys `k` (sorted) with a count `n` each: each member's largest `n` and the
+    /// earliest key with it, `(user_id, best, key)`.
+    fn best_of_packed(&self, counts: DataFrame) -> PolarsResult<DataFrame> {
         let most = counts.column("n")?.i64()?.max().unwrap_or(0);
         // Repack as (member, most - n, period): the smallest value per member is its best count
         // in its earliest period.
@@ -553,6 +741,22 @@ impl Packed {
             ])
             .collect()
     }
+}
+
+/// Each member's runs of consecutive keys from `(user_id, period)` rows, by a sort on both
+/// columns (the plan for unpackable ids): `(user_id, period, n)`, `period` the run's first key.
+fn runs_unpacked(rows: DataFrame) -> LazyFrame {
+    let starts_run = col("user_id")
+        .neq(col("user_id").shift(lit(1)))
+        .or(col("period").neq(col("period").shift(lit(1)) + lit(1i64)))
+        .fill_null(lit(true));
+    rows.lazy()
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort(["user_id", "period"], SortMultipleOptions::default())
+        .with_column(starts_run.cast(DataType::Int64).cum_sum(false).alias("run"))
+        .group_by([col("user_id"), col("run")])
+        .agg([col("period").min(), len().cast(DataType::Int64).alias("n")])
+        .select([col("user_id"), col("period"), col("n")])
 }
 
 /// The runs of a sorted key column `k` in which each key is the previous one plus `step` (0:
@@ -587,19 +791,12 @@ fn exact_sum(value: Expr) -> Expr {
     rounded.sum()
 }
 
-/// Best-period frames already computed in one build, by period and `activity_since`.
-type BestPeriods = std::collections::HashMap<(Period, Option<i64>), DataFrame>;
+/// Best-period and streak frames already computed in one build.
+type Keyed = HashMap<Aggregate, DataFrame>;
 
 /// A datetime column as µs since the epoch.
 fn micros(instant: Expr) -> Expr {
     instant.dt().timestamp(TimeUnit::Microseconds)
-}
-
-fn of_kind(posts: LazyFrame, kind: &Option<String>) -> LazyFrame {
-    match kind {
-        Some(kind) => posts.filter(col("kind").eq(lit(kind.as_str()))),
-        None => posts,
-    }
 }
 
 fn source(snapshot: &Snapshot, kind: SourceKind) -> Result<LazyFrame> {
@@ -728,7 +925,7 @@ mod tests {
     }
 
     fn sorted_rows(frame: DataFrame, columns: &[&str]) -> Vec<Vec<Option<i64>>> {
-        let frame = frame.sort(["user_id"], SortMultipleOptions::default()).expect("sorted");
+        let frame = frame.sort(columns.iter().copied(), SortMultipleOptions::default()).expect("sorted");
         (0..frame.height())
             .map(|row| {
                 columns
@@ -742,10 +939,40 @@ mod tests {
     #[test]
     fn packed_runs_never_join_one_members_last_day_to_the_next_members_first() {
         // Member 1: days 10, 11, 11 (a repeat), 12, then 14; member 2: 13, 14 (right after 1's).
-        let rows = frame(&[1, 1, 1, 1, 1, 2, 2], &[10, 11, 11, 12, 14, 13, 14], "day");
-        let packed = Packed::of(&rows, "day", 1).expect("small ranges pack");
-        let runs = packed.longest_runs(rows).and_then(LazyFrame::collect).expect("runs");
-        assert_eq!(sorted_rows(runs, &["user_id", "value"]), vec![vec![Some(1), Some(3)], vec![Some(2), Some(2)]]);
+        let rows = frame(&[1, 1, 1, 1, 1, 2, 2], &[10, 11, 11, 12, 14, 13, 14], "period");
+        let packed = Packed::of(&rows, "period", 1).expect("small ranges pack");
+        let runs = packed.longest_runs(rows).expect("runs");
+        assert_eq!(
+            sorted_rows(runs, &["user_id", "best", "key"]),
+            vec![vec![Some(1), Some(3), Some(10)], vec![Some(2), Some(2), Some(13)]]
+        );
+    }
+
+    #[test]
+    fn packed_and_two_column_runs_find_the_same_runs() {
+        let rows = frame(&[3, 3, 3, 3, 7, 7, 7, 7], &[5, 6, 6, 9, 1, 2, 3, 5], "period");
+        let packed = Packed::of(&rows, "period", 1).expect("small ranges pack");
+        let sorted = |lf: LazyFrame| sorted_rows(lf.collect().expect("runs"), &["user_id", "period", "n"]);
+        let expected = vec![
+            vec![Some(3), Some(5), Some(2)],
+            vec![Some(3), Some(9), Some(1)],
+            vec![Some(7), Some(1), Some(3)],
+            vec![Some(7), Some(5), Some(1)],
+        ];
+        assert_eq!(sorted(packed.runs(rows.clone()).expect("packed runs")), expected);
+        assert_eq!(sorted(runs_unpacked(rows)), expected);
+    }
+
+    #[test]
+    fn consecutive_iso_weeks_have_consecutive_numbers_whose_monday_is_their_first_day() {
+        let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a date");
+        for day in -3_000..3_000i64 {
+            let week = DayKey::WeekNumber.of_day(day);
+            assert_eq!(monday_of_week_number(week), DayKey::Week.of_day(day), "day {day}");
+            assert_eq!(DayKey::WeekNumber.of_day(day + 7), week + 1, "day {day}");
+            let monday = epoch + chrono::Duration::days(monday_of_week_number(week));
+            assert_eq!(monday.weekday(), chrono::Weekday::Mon, "day {day}");
+        }
     }
 
     #[test]

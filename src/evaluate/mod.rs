@@ -8,7 +8,7 @@ mod explain;
 mod features;
 
 pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome, NodeOutcome};
-pub use features::{Feature, FeatureSet, METRIC_SCALE};
+pub use features::{Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, monday_of_week_number};
 
 use crate::config::plan::{Badge, Criterion};
 use crate::instant;
@@ -103,9 +103,15 @@ pub enum ShowAs {
     Instant { if_none: &'static str },
     /// A number kept in whole millionths (host metric sums).
     Millionths,
-    /// Two expressions: the best period's connection count and its key (a week key is the
-    /// local days of its Monday; a month key is `year * 12 + month - 1`).
-    BestPeriod(Period),
+    /// Two expressions: the most rows in one period and that period's key (a day key is local
+    /// days since 1970-01-01, a week key the local days of its Monday, a month key `year * 12 +
+    /// month - 1`). `noun` names a row, singular and plural ("connection", "connections").
+    BestPeriod { bucket: Bucket, noun: (&'static str, &'static str) },
+    /// Two expressions: a run's length in days or weeks and its first day (local days since
+    /// 1970-01-01) or week (see [`monday_of_week_number`]).
+    Streak(Bucket),
+    /// Two instants (µs): the first and last instant an aggregate's rows may have.
+    Window,
     /// The member's creation instant (µs), shown as the calendar time since then.
     MemberFor,
 }
@@ -131,8 +137,27 @@ impl Shown {
         Shown::new(name, vec![expr], ShowAs::Instant { if_none })
     }
     /// "best week: 7 connections (week of 2026-03-02)".
-    pub fn best_period(period: Period, count: Expr, key: Expr) -> Self {
-        Shown::new(format!("best {period}"), vec![count, key], ShowAs::BestPeriod(period))
+    pub fn best_period(bucket: Bucket, source: crate::sources::SourceKind, count: Expr, key: Expr) -> Self {
+        let unit = match bucket {
+            Bucket::Day => "day",
+            Bucket::Week => "week",
+            Bucket::Month => "month",
+        };
+        let noun = match source {
+            crate::sources::SourceKind::Connections => ("connection", "connections"),
+            crate::sources::SourceKind::Posts => ("post", "posts"),
+            crate::sources::SourceKind::Logins => ("sign-in", "sign-ins"),
+            _ => ("entry", "entries"),
+        };
+        Shown::new(format!("best {unit}"), vec![count, key], ShowAs::BestPeriod { bucket, noun })
+    }
+    /// "longest streak: 5 days (2026-03-02 to 2026-03-06)".
+    pub fn streak(name: impl Into<String>, bucket: Bucket, length: Expr, first: Expr) -> Self {
+        Shown::new(name, vec![length, first], ShowAs::Streak(bucket))
+    }
+    /// "counted: 2026-05-16 00:00:00 EDT to 2026-06-15 12:00:00 EDT".
+    pub fn window(from: Expr, to: Expr) -> Self {
+        Shown::new("counted", vec![from, to], ShowAs::Window)
     }
     /// "member for: 1 year 2 months (since ...)".
     pub fn member_for() -> Self {
@@ -230,7 +255,7 @@ pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Ba
         let missing: Vec<String> = crate::formula::compile::optional_columns(tree)
             .into_iter()
             .filter(|(kind, column)| !snapshot.has_column(*kind, column))
-            .map(|(kind, column)| format!("source '{kind}' returns no '{column}' column"))
+            .map(|(kind, column)| missing_column(kind, column))
             .collect();
         if missing.is_empty() {
             ready.push(*badge);
@@ -239,6 +264,19 @@ pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Ba
         }
     }
     (ready, failed)
+}
+
+/// Why a badge cannot be evaluated without `column` of source `kind`.
+fn missing_column(kind: crate::sources::SourceKind, column: &str) -> String {
+    if let Some(name) = column.strip_prefix("user.") {
+        // `user.NAME:TYPE`: the users column NAME, read as TYPE.
+        let name = name.split(':').next().unwrap_or(name);
+        return format!("source 'users' returns no '{name}' column (read by user.{name})");
+    }
+    if kind == crate::sources::SourceKind::Posts && column == "item" {
+        return "source 'posts' returns no 'item' (or 'thread_id') column".to_string();
+    }
+    format!("source '{kind}' returns no '{column}' column")
 }
 
 /// Stack size of the thread that evaluates: Polars plans and expressions are walked

@@ -5,11 +5,17 @@
 //! and the boolean expression it becomes. The formula becomes a [`CheckTree`]: every clause
 //! one [`Check`], every AND/OR chain and NOT a node with its own expression, so `explain` can
 //! show the formula's structure, each node's outcome and the member's values.
+//!
+//! Every clause over a member's events is an [`Aggregate`]: `metric.posts`, `signin_date` and
+//! `setting.user.max_consecutive_logins` are `count(posts)`, `last(logins)` and
+//! `streak_days(logins)`, computed and shown as those are.
 
-use super::{Clause, CmpOp, Formula, FormulaError, Spanned};
-use crate::evaluate::{Check, CheckTree, Feature, FeatureSet, METRIC_SCALE, Shown, TrainingState};
+use super::{AttributeValue, Clause, CmpOp, Filter, Formula, FormulaError, Spanned};
+use crate::evaluate::{
+    Agg, Aggregate, Bucket, Check, CheckTree, Feature, FeatureSet, METRIC_SCALE, Shown, TrainingState,
+};
 use crate::instant::{self, CalendarSpan};
-use crate::sources::SourceKind;
+use crate::sources::{ColumnSpec, ColumnType, SourceKind};
 use chrono_tz::Tz;
 use polars::prelude::*;
 use std::collections::BTreeSet;
@@ -25,30 +31,114 @@ pub const BUILTIN_METRICS: &[&str] = &[
     "trainings_passed",
 ];
 
-/// Checks the literals of every clause (dates, spans); returns every problem.
-pub fn validate(tree: &Formula, timezone: &Tz) -> Vec<FormulaError> {
+/// Columns of the users source that every member frame has, and the one type each compares
+/// as in `user.NAME` clauses.
+const KNOWN_USER_COLUMNS: [(&str, ColumnType); 4] = [
+    ("user_id", ColumnType::Number),
+    ("created_at", ColumnType::Timestamp),
+    ("blocked", ColumnType::Bool),
+    ("avatar_changed", ColumnType::Bool),
+];
+
+/// The source an aggregate's SOURCE names: a built-in event source, else a `[sources.events]`
+/// one (validated by [`validate`]).
+pub fn event_source(name: &str) -> SourceKind {
+    match SourceKind::from_name(name) {
+        Some(kind) if kind.is_event() => kind,
+        _ => SourceKind::event(name),
+    }
+}
+
+/// The type a `user.NAME` clause reads its column as.
+fn attribute_type(value: &AttributeValue) -> ColumnType {
+    match value {
+        AttributeValue::Number(_) => ColumnType::Number,
+        AttributeValue::Text(_) | AttributeValue::TextIn(_) => ColumnType::Text,
+        AttributeValue::Bool(_) => ColumnType::Bool,
+        AttributeValue::Date(_) => ColumnType::Timestamp,
+    }
+}
+
+fn type_in_words(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Id | ColumnType::Number => "a number",
+        ColumnType::Timestamp => "a date (with <, <=, > or >=)",
+        ColumnType::Bool => "true or false",
+        ColumnType::Text => "quoted text",
+    }
+}
+
+/// Checks the literals of every clause (dates, spans) and that each aggregate reads an event
+/// source (`events`: the `[sources.events]` names); returns every problem.
+pub fn validate(tree: &Formula, timezone: &Tz, events: &BTreeSet<String>) -> Vec<FormulaError> {
     let mut problems = Vec::new();
+    let date = |text: &Spanned<String>, problems: &mut Vec<FormulaError>| {
+        if let Err(e) = instant::parse_date_literal(&text.value, timezone) {
+            problems.push(FormulaError::new(text.span, e));
+        }
+    };
+    let span = |text: &Spanned<String>, problems: &mut Vec<FormulaError>| {
+        if let Err(e) = CalendarSpan::parse(&text.value) {
+            problems.push(FormulaError::new(text.span, e));
+        }
+    };
     for clause in tree.clauses() {
         match clause {
-            Clause::RegistrationDate { date, .. } | Clause::SigninDate { date, .. } => {
-                if let Err(e) = instant::parse_date_literal(&date.value, timezone) {
-                    problems.push(FormulaError::new(date.span, e));
-                }
-            }
-            Clause::TimeSinceRegistration { duration, .. } => {
-                if let Err(e) = CalendarSpan::parse(&duration.value) {
-                    problems.push(FormulaError::new(duration.span, e));
-                }
-            }
+            Clause::RegistrationDate { date: d, .. } | Clause::SigninDate { date: d, .. } => date(d, &mut problems),
+            Clause::TimeSinceRegistration { duration, .. } => span(duration, &mut problems),
             Clause::Metric { name, .. } => {
                 if let Some(problem) = builtin_misuse(name) {
                     problems.push(problem);
+                }
+            }
+            Clause::Aggregate { source, filters, .. } | Clause::EventDate { source, filters, .. } => {
+                let builtin = SourceKind::from_name(&source.value);
+                if !builtin.is_some_and(SourceKind::is_event) && !events.contains(&source.value) {
+                    problems.push(unknown_event_source(source, builtin.is_some(), events));
+                }
+                for filter in filters {
+                    match filter {
+                        Filter::Within(s) => span(s, &mut problems),
+                        Filter::Since(d) => date(d, &mut problems),
+                        Filter::Kind(_) => {}
+                    }
+                }
+                if let Clause::EventDate { date: d, .. } = clause {
+                    date(d, &mut problems);
+                }
+            }
+            Clause::Attribute { name, value, .. } => {
+                if let AttributeValue::Date(d) = value {
+                    date(d, &mut problems);
+                }
+                let lower = name.value.to_ascii_lowercase();
+                if let Some((known, ty)) = KNOWN_USER_COLUMNS.iter().find(|(known, _)| *known == lower)
+                    && *ty != attribute_type(value)
+                {
+                    let message = format!("user.{known} compares with {}", type_in_words(*ty));
+                    problems.push(FormulaError::new(name.span, message));
                 }
             }
             _ => {}
         }
     }
     problems
+}
+
+fn unknown_event_source(source: &Spanned<String>, builtin: bool, events: &BTreeSet<String>) -> FormulaError {
+    let configured = if events.is_empty() {
+        "none is configured".to_string()
+    } else {
+        format!("configured: {}", events.iter().cloned().collect::<Vec<_>>().join(", "))
+    };
+    let what = if builtin { "is not an event source" } else { "is not a source" };
+    FormulaError::new(
+        source.span,
+        format!(
+            "'{}' {what}: aggregates read posts, connections, logins or a source of [sources.events] ({configured})",
+            source.value
+        ),
+    )
 }
 
 /// `trainings_passed.x` and the like: built-in names that take no kind.
@@ -70,14 +160,16 @@ pub fn sources(tree: &Formula) -> BTreeSet<SourceKind> {
         .filter_map(|clause| match clause {
             Clause::Metric { name, .. } => Some(metric_source(&name.value)),
             Clause::RolesIn { .. } => Some(SourceKind::Roles),
-            Clause::Setting { .. } => Some(SourceKind::Settings),
+            Clause::Setting { .. } | Clause::SettingNumber { .. } => Some(SourceKind::Settings),
             Clause::MaxConsecutiveLogins { .. } | Clause::SigninDate { .. } => Some(SourceKind::Logins),
+            Clause::Aggregate { source, .. } | Clause::EventDate { source, .. } => Some(event_source(&source.value)),
             _ => None,
         })
         .collect()
 }
 
-/// Optional source columns a formula relies on: `(source, column)`.
+/// Optional source columns a formula relies on: `(source, column)`. A `user.NAME` column is
+/// named by its frame column (see [`user_attributes`]).
 pub fn optional_columns(tree: &Formula) -> BTreeSet<(SourceKind, &'static str)> {
     let mut needed = BTreeSet::new();
     for clause in tree.clauses() {
@@ -91,13 +183,63 @@ pub fn optional_columns(tree: &Formula) -> BTreeSet<(SourceKind, &'static str)> 
                     needed.insert((SourceKind::Posts, "kind"));
                 }
                 if head == "distinct_threads" {
-                    needed.insert((SourceKind::Posts, "thread_id"));
+                    needed.insert((SourceKind::Posts, "item"));
                 }
             }
+            Clause::Aggregate { agg, source, filters, .. } | Clause::EventDate { agg, source, filters, .. } => {
+                let source = event_source(&source.value);
+                if filters.iter().any(|f| matches!(f, Filter::Kind(_))) {
+                    needed.insert((source, "kind"));
+                }
+                match agg {
+                    Agg::Distinct => needed.insert((source, "item")),
+                    Agg::Sum => needed.insert((source, "value")),
+                    _ => false,
+                };
+            }
+            Clause::Attribute { name, value, .. } => match attribute_column(&name.value, value) {
+                AttributeColumn::Extra(spec) => {
+                    needed.insert((SourceKind::Users, spec.name));
+                }
+                AttributeColumn::Known("avatar_changed") => {
+                    needed.insert((SourceKind::Users, "avatar_changed"));
+                }
+                AttributeColumn::Known(_) => {}
+            },
             _ => {}
         }
     }
     needed
+}
+
+/// The users columns beyond the standard ones that the formula's `user.NAME` clauses read.
+pub fn user_attributes(tree: &Formula) -> Vec<ColumnSpec> {
+    let mut specs: Vec<ColumnSpec> = Vec::new();
+    for clause in tree.clauses() {
+        if let Clause::Attribute { name, value, .. } = clause
+            && let AttributeColumn::Extra(spec) = attribute_column(&name.value, value)
+            && !specs.contains(&spec)
+        {
+            specs.push(spec);
+        }
+    }
+    specs
+}
+
+/// Where a `user.NAME` clause's column is in the member frame.
+enum AttributeColumn {
+    /// A column every member frame has (`created_at` in µs).
+    Known(&'static str),
+    /// A column read for `user.NAME` clauses.
+    Extra(ColumnSpec),
+}
+
+fn attribute_column(name: &str, value: &AttributeValue) -> AttributeColumn {
+    let lower = name.to_ascii_lowercase();
+    match KNOWN_USER_COLUMNS.iter().find(|(known, _)| *known == lower) {
+        Some((known, _)) => AttributeColumn::Known(known),
+        None => AttributeColumn::Extra(crate::sources::user_attribute(&lower, attribute_type(value))),
+    }
 }
 
 /// Host metric names the formula reads from the `metrics` source.
@@ -132,19 +274,69 @@ pub fn metric_source(name: &str) -> SourceKind {
     }
 }
 
+/// A metric's feature: the built-in counts are aggregates (`metric.posts.reply` is
+/// `count(posts, kind = 'reply')`, `metric.distinct_threads` is `distinct(posts)`).
 fn metric_feature(name: &str, since: Option<i64>) -> Feature {
     let (head, kind) = split_metric(name);
-    let kind = kind.map(str::to_string);
     let trainings = |state| Feature::Trainings { state, training: None, since };
+    let aggregate = |agg, source| {
+        let aggregate = Aggregate::new(agg, source, since);
+        Feature::Event(match kind {
+            Some(kind) => aggregate.of_kinds(&[kind.to_string()]),
+            None => aggregate,
+        })
+    };
     match head {
-        "posts" => Feature::Posts { kind, since },
-        "distinct_threads" => Feature::DistinctThreads { kind, since },
-        "connections" => Feature::Connections { since },
-        "logins" => Feature::Logins { since },
+        "posts" => aggregate(Agg::Count, SourceKind::Posts),
+        "distinct_threads" => aggregate(Agg::Distinct, SourceKind::Posts),
+        "connections" => aggregate(Agg::Count, SourceKind::Connections),
+        "logins" => aggregate(Agg::Count, SourceKind::Logins),
         "trainings_enrolled" => trainings(TrainingState::Enrolled),
         "trainings_completed" => trainings(TrainingState::Completed),
         "trainings_passed" => trainings(TrainingState::Passed),
         _ => Feature::Metric { name: name.to_string() },
+    }
+}
+
+/// The aggregate a clause reads: its source's rows from `since` (the badge's
+/// `activity_since`), narrowed by each filter.
+fn aggregate_of(
+    agg: Agg,
+    source: &str,
+    filters: &[Filter],
+    tz: &Tz,
+    since: Option<i64>,
+    features: &FeatureSet,
+) -> Aggregate {
+    let mut aggregate = Aggregate::new(agg, event_source(source), since);
+    for filter in filters {
+        aggregate = match filter {
+            Filter::Kind(kinds) => aggregate.of_kinds(kinds),
+            Filter::Within(span) => match CalendarSpan::parse(&span.value) {
+                Ok(span) => aggregate.from_instant(features.window_start(span)),
+                Err(_) => aggregate,
+            },
+            Filter::Since(date) => aggregate.from_instant(date_micros(&date.value, tz)),
+        };
+    }
+    aggregate
+}
+
+/// What explain shows for an aggregate: its value (with its evidence, for best periods and
+/// streaks), named `name`.
+fn aggregate_shown(aggregate: &Aggregate, name: String, value: Expr, key: Option<Expr>) -> Shown {
+    let key = key.unwrap_or_else(|| lit(NULL));
+    match aggregate.agg {
+        Agg::Sum => Shown::millionths(name, value),
+        Agg::BestDay | Agg::BestWeek | Agg::BestMonth => {
+            Shown::best_period(aggregate.agg.bucket().unwrap_or(Bucket::Day), aggregate.source, value, key)
+        }
+        Agg::StreakDays => Shown::streak("longest streak", Bucket::Day, value, key),
+        Agg::StreakWeeks => Shown::streak("longest streak", Bucket::Week, value, key),
+        Agg::CurrentStreakDays => Shown::streak("current streak", Bucket::Day, value, key),
+        Agg::First => Shown::instant(name, value, "never"),
+        Agg::Last => Shown::instant(name, value, "never"),
+        Agg::Count | Agg::Distinct | Agg::ActiveDays => Shown::count(name, value),
     }
 }
 
@@ -245,7 +437,7 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
             (pass.fill_null(lit(false)), vec![Shown::setting(format!("{} setting", key.value), column)])
         }
         Clause::MaxConsecutiveLogins { op, value } => {
-            let column = features.column(Feature::ConsecutiveLoginDays { since });
+            let column = features.column(Feature::Event(Aggregate::new(Agg::StreakDays, SourceKind::Logins, since)));
             let pass = compare(column.clone().cast(DataType::Float64), *op, lit(*value));
             (pass, vec![Shown::count("most consecutive days signed in", column)])
         }
@@ -260,7 +452,7 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
         }
         Clause::SigninDate { op, date } => {
             let threshold = date_micros(&date.value, tz);
-            let column = features.column(Feature::LastSignin { since });
+            let column = features.column(Feature::Event(Aggregate::new(Agg::Last, SourceKind::Logins, since)));
             let pass = compare(column.clone(), *op, lit(threshold)).fill_null(lit(false));
             (pass, vec![Shown::instant("last sign-in", column, "never")])
         }
@@ -272,8 +464,70 @@ fn compile_clause(clause: &Clause, tz: &Tz, since: Option<i64>, features: &mut F
             let pass = compare(features.as_of(), *op, reached.clone());
             (pass, vec![Shown::member_for()])
         }
+        Clause::Aggregate { agg, source, filters, op, value } => {
+            let aggregate = aggregate_of(*agg, &source.value, filters, tz, since, features);
+            let (column, key) = features.aggregate(aggregate.clone());
+            // Sums are kept in whole millionths (as host metrics are): compare in millionths.
+            let threshold = if *agg == Agg::Sum { (value * METRIC_SCALE).round() } else { *value };
+            let pass = compare(column.clone().cast(DataType::Float64), *op, lit(threshold));
+            let name = call_text(clause);
+            let mut shown = vec![aggregate_shown(&aggregate, name, column, key)];
+            shown.extend(window_shown(filters, &aggregate, features));
+            (pass, shown)
+        }
+        Clause::EventDate { agg, source, filters, op, date } => {
+            let aggregate = aggregate_of(*agg, &source.value, filters, tz, since, features);
+            let (column, key) = features.aggregate(aggregate.clone());
+            let pass = compare(column.clone(), *op, lit(date_micros(&date.value, tz))).fill_null(lit(false));
+            let mut shown = vec![aggregate_shown(&aggregate, call_text(clause), column, key)];
+            shown.extend(window_shown(filters, &aggregate, features));
+            (pass, shown)
+        }
+        Clause::Attribute { name, op, value } => {
+            let column = match attribute_column(&name.value, value) {
+                AttributeColumn::Known(known) => col(known),
+                AttributeColumn::Extra(spec) => col(spec.name),
+            };
+            let shown_name = format!("user.{}", name.value);
+            let (pass, shown) = match value {
+                AttributeValue::Number(n) => {
+                    (compare(column.clone().cast(DataType::Float64), *op, lit(*n)), Shown::setting(shown_name, column))
+                }
+                AttributeValue::Text(text) => {
+                    (compare(column.clone(), *op, lit(text.as_str())), Shown::setting(shown_name, column))
+                }
+                AttributeValue::TextIn(items) => {
+                    let any = items.iter().map(|t| column.clone().eq(lit(t.as_str()))).reduce(Expr::or);
+                    (any.unwrap_or(lit(false)), Shown::setting(shown_name, column))
+                }
+                AttributeValue::Bool(b) => (compare(column.clone(), *op, lit(*b)), Shown::flag(shown_name, column)),
+                AttributeValue::Date(date) => (
+                    compare(column.clone(), *op, lit(date_micros(&date.value, tz))),
+                    Shown::instant(shown_name, column, "not set"),
+                ),
+            };
+            // A member without a value (NULL) meets no comparison.
+            (pass.fill_null(lit(false)), vec![shown])
+        }
+        Clause::SettingNumber { key, op, value } => {
+            let column = features.column(Feature::SettingNumber { key: key.value.clone() });
+            let pass = compare(column.clone(), *op, lit(*value)).fill_null(lit(false));
+            (pass, vec![Shown::setting(format!("{} setting", key.value), column)])
+        }
     };
     Check { label, pass, shown }
+}
+
+/// `count(posts, within = '30 days')`: an aggregate clause's call, the name of its value.
+fn call_text(clause: &Clause) -> String {
+    clause.call().unwrap_or_else(|| clause.to_string())
+}
+
+/// The bounds of an aggregate's window, when a filter gives it one.
+fn window_shown(filters: &[Filter], aggregate: &Aggregate, features: &FeatureSet) -> Option<Shown> {
+    let windowed = filters.iter().any(|f| matches!(f, Filter::Within(_) | Filter::Since(_)));
+    let from = aggregate.from.filter(|_| windowed)?;
+    Some(Shown::window(lit(from), features.as_of()))
 }
 
 /// A date literal already accepted by [`validate`], in µs.

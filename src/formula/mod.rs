@@ -10,6 +10,7 @@ mod parse;
 mod tests;
 pub mod words;
 
+use crate::evaluate::Agg;
 use std::fmt;
 
 /// Deepest tree (and deepest `(`/`NOT` nesting) that `parse` accepts.
@@ -99,6 +100,61 @@ pub enum Clause {
         op: CmpOp,
         duration: Spanned<String>,
     },
+    /// `AGG(SOURCE[, FILTER]...) OP NUMBER`: an aggregate over the member's events. `agg` is
+    /// never `First` or `Last` (those are [`Clause::EventDate`]).
+    Aggregate {
+        agg: Agg,
+        source: Spanned<String>,
+        filters: Vec<Filter>,
+        op: CmpOp,
+        value: f64,
+    },
+    /// `first(SOURCE[, FILTER]...) OP 'DATE'` or `last(...)`: `agg` is `First` or `Last`.
+    EventDate {
+        agg: Agg,
+        source: Spanned<String>,
+        filters: Vec<Filter>,
+        op: CmpOp,
+        date: Spanned<String>,
+    },
+    /// `user.NAME OP VALUE`: a column of the users source.
+    Attribute {
+        name: Spanned<String>,
+        op: CmpOp,
+        value: AttributeValue,
+    },
+    /// `setting.KEY OP NUMBER`: the setting's value read as a number.
+    SettingNumber {
+        key: Spanned<String>,
+        op: CmpOp,
+        value: f64,
+    },
+}
+
+/// Which of a source's rows an aggregate reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// `kind = 'K'` (one kind) or `kind in ['A', 'B']`.
+    Kind(Vec<String>),
+    /// `within = 'N days|weeks|months|years'`: rows from N before the evaluation instant.
+    Within(Spanned<String>),
+    /// `since = 'DATE'`: rows at or after DATE.
+    Since(Spanned<String>),
+}
+
+/// What a `user.NAME` clause compares the column with; it decides how the column is read.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttributeValue {
+    /// A number: every operator.
+    Number(f64),
+    /// Quoted text with `=` or `!=`.
+    Text(String),
+    /// `in ['a', 'b']` (the clause's `op` is `Eq`).
+    TextIn(Vec<String>),
+    /// `true` or `false` with `=` or `!=`.
+    Bool(bool),
+    /// A quoted date with `<`, `<=`, `>` or `>=`: the column is a timestamp.
+    Date(Spanned<String>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -200,13 +256,52 @@ impl Clause {
             | Clause::Setting { key: s, .. }
             | Clause::RegistrationDate { date: s, .. }
             | Clause::SigninDate { date: s, .. }
-            | Clause::TimeSinceRegistration { duration: s, .. } => s.span = Span::new(0, 0),
+            | Clause::TimeSinceRegistration { duration: s, .. }
+            | Clause::SettingNumber { key: s, .. } => s.span = Span::new(0, 0),
+            Clause::Aggregate { source, filters, .. } => strip_source(source, filters),
+            Clause::EventDate { source, filters, date, .. } => {
+                strip_source(source, filters);
+                date.span = Span::new(0, 0);
+            }
+            Clause::Attribute { name, value, .. } => {
+                name.span = Span::new(0, 0);
+                if let AttributeValue::Date(date) = value {
+                    date.span = Span::new(0, 0);
+                }
+            }
             Clause::RolesIn { .. }
             | Clause::UserIdIn { .. }
             | Clause::MaxConsecutiveLogins { .. }
             | Clause::AvatarChanged { .. } => {}
         }
         out
+    }
+}
+
+impl Clause {
+    /// An aggregate clause's call without its comparison: `count(posts, kind = 'reply')`.
+    pub fn call(&self) -> Option<String> {
+        struct Call<'a>(Agg, &'a Spanned<String>, &'a [Filter]);
+        impl fmt::Display for Call<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_call(f, self.0, self.1, self.2)
+            }
+        }
+        match self {
+            Clause::Aggregate { agg, source, filters, .. } | Clause::EventDate { agg, source, filters, .. } => {
+                Some(Call(*agg, source, filters).to_string())
+            }
+            _ => None,
+        }
+    }
+}
+
+fn strip_source(source: &mut Spanned<String>, filters: &mut [Filter]) {
+    source.span = Span::new(0, 0);
+    for filter in filters {
+        if let Filter::Within(s) | Filter::Since(s) = filter {
+            s.span = Span::new(0, 0);
+        }
     }
 }
 
@@ -270,8 +365,64 @@ impl fmt::Display for Clause {
             Clause::TimeSinceRegistration { op, duration } => {
                 write_literal(f, "time_since_registration", *op, duration)
             }
+            Clause::Aggregate { agg, source, filters, op, value } => {
+                write_call(f, *agg, source, filters)?;
+                write!(f, " {op} {value}")
+            }
+            Clause::EventDate { agg, source, filters, op, date } => {
+                write_call(f, *agg, source, filters)?;
+                write!(f, " {op} ")?;
+                write_quoted(f, &date.value)
+            }
+            Clause::Attribute { name, op, value } => {
+                write!(f, "user.{}", name.value)?;
+                match value {
+                    AttributeValue::Number(n) => write!(f, " {op} {n}"),
+                    AttributeValue::Text(text) => {
+                        write!(f, " {op} ")?;
+                        write_quoted(f, text)
+                    }
+                    AttributeValue::TextIn(items) => {
+                        f.write_str(" in ")?;
+                        write_list(f, items, |f, t| write_quoted(f, t))
+                    }
+                    AttributeValue::Bool(b) => write!(f, " {op} {b}"),
+                    AttributeValue::Date(date) => {
+                        write!(f, " {op} ")?;
+                        write_quoted(f, &date.value)
+                    }
+                }
+            }
+            Clause::SettingNumber { key, op, value } => write!(f, "setting.{} {op} {value}", key.value),
         }
     }
+}
+
+/// `count(posts, kind = 'reply', within = '30 days')`.
+fn write_call(f: &mut fmt::Formatter<'_>, agg: Agg, source: &Spanned<String>, filters: &[Filter]) -> fmt::Result {
+    write!(f, "{}({}", agg.name(), source.value)?;
+    for filter in filters {
+        f.write_str(", ")?;
+        match filter {
+            Filter::Kind(kinds) if kinds.len() == 1 => {
+                f.write_str("kind = ")?;
+                write_quoted(f, &kinds[0])?;
+            }
+            Filter::Kind(kinds) => {
+                f.write_str("kind in ")?;
+                write_list(f, kinds, |f, k| write_quoted(f, k))?;
+            }
+            Filter::Within(span) => {
+                f.write_str("within = ")?;
+                write_quoted(f, &span.value)?;
+            }
+            Filter::Since(date) => {
+                f.write_str("since = ")?;
+                write_quoted(f, &date.value)?;
+            }
+        }
+    }
+    f.write_str(")")
 }
 
 fn write_literal(f: &mut fmt::Formatter<'_>, field: &str, op: CmpOp, text: &Spanned<String>) -> fmt::Result {

@@ -5,10 +5,13 @@
 //! Errors about something missing point at a position (one caret); errors
 //! about something present and wrong underline it.
 
-use super::{Clause, CmpOp, Formula, FormulaError, MAX_DEPTH, Span, Spanned};
+use super::{AttributeValue, Clause, CmpOp, Filter, Formula, FormulaError, MAX_DEPTH, Span, Spanned};
+use crate::evaluate::Agg;
 
 const CLAUSE_KINDS: &str = "metric.NAME, roles in [...], user_id in [...], setting.KEY, \
-     avatar_changed, registration_date, signin_date or time_since_registration";
+     avatar_changed, registration_date, signin_date, time_since_registration, user.NAME or an \
+     aggregate such as count(SOURCE)";
+const FILTER_KINDS: &str = "kind = 'K', kind in ['A', 'B'], within = 'N days' or since = 'DATE'";
 const OPERATORS: [(&str, CmpOp); 6] =
     [(">=", CmpOp::Ge), ("<=", CmpOp::Le), ("!=", CmpOp::Ne), (">", CmpOp::Gt), ("<", CmpOp::Lt), ("=", CmpOp::Eq)];
 /// Operators people type from other languages, and what to write instead.
@@ -458,6 +461,12 @@ impl<'a> Parser<'a> {
         if let Some(key) = word.strip_prefix("setting.") {
             return self.setting(&head, key);
         }
+        if let Some(name) = word.strip_prefix("user.") {
+            return self.attribute(&head, name);
+        }
+        if let Some(agg) = Agg::from_name(word) {
+            return self.aggregate(&head, agg);
+        }
         match word {
             "roles" => self.roles(&head),
             "user_id" => self.user_ids(&head),
@@ -471,6 +480,10 @@ impl<'a> Parser<'a> {
             "setting" => Err(err(
                 point(head.span.end),
                 "expected '.' and a setting key after 'setting', like setting.profile.location",
+            )),
+            "user" => Err(err(
+                point(head.span.end),
+                "expected '.' and a column of the users source after 'user', like user.trust_level",
             )),
             _ => Err(unknown_clause(word, head.span)),
         }
@@ -502,9 +515,146 @@ impl<'a> Parser<'a> {
             return Ok(Clause::MaxConsecutiveLogins { op, value });
         }
         let key = self.suffix(head, key);
-        let op = self.eq_or_ne(head)?;
-        let value = self.string_after(op, "string")?.value;
-        Ok(Clause::Setting { key, op, value })
+        let op_token = self.peek()?;
+        let Kind::Op(op) = op_token.kind else {
+            return Err(err(
+                point(op_token.span.start),
+                format!("expected = or != after {}", quote(self.text(head.span))),
+            ));
+        };
+        self.bump()?;
+        let value = self.bump()?;
+        match value.kind {
+            Kind::Number => Ok(Clause::SettingNumber { key, op, value: self.number_value(&value)? }),
+            // Text compares only for (in)equality; a number takes every operator.
+            Kind::Str(_) if !matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+                Err(err(op_token.span, format!("{} takes only = or !=", self.text(head.span))))
+            }
+            Kind::Str(text) => Ok(Clause::Setting { key, op, value: text }),
+            _ => Err(err(point(value.span.start), format!("expected a quoted string or a number after '{op}'"))),
+        }
+    }
+
+    /// `user.NAME OP VALUE` or `user.NAME in [...]`.
+    fn attribute(&mut self, head: &Token, name: &str) -> Result<Clause, FormulaError> {
+        let name = self.suffix(head, name);
+        if !name.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let message = format!(
+                "{} is not a column name: user.NAME takes a column of the users source (letters, digits and '_')",
+                quote(&name.value)
+            );
+            return Err(err(name.span, message));
+        }
+        if self.eat_keyword("in")?.is_some() {
+            let empty = format!("'user.{} in' needs at least one value", name.value);
+            let items = self.list(&empty, |p, token| match token.kind {
+                Kind::Str(s) => Ok(s),
+                _ => Err(p.expected_item(&token, "a quoted value like 'en'")),
+            })?;
+            return Ok(Clause::Attribute { name, op: CmpOp::Eq, value: AttributeValue::TextIn(items) });
+        }
+        let op_token = self.peek()?;
+        let op = self.operator(head)?;
+        let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
+        let token = self.bump()?;
+        let value = match token.kind {
+            Kind::Number => AttributeValue::Number(self.number_value(&token)?),
+            Kind::Str(text) if equality => AttributeValue::Text(text),
+            // An ordered comparison with quoted text: the column is a timestamp, the text a date.
+            Kind::Str(text) => AttributeValue::Date(Spanned { value: text, span: token.span }),
+            Kind::Word if self.is_keyword(&token, "true") || self.is_keyword(&token, "false") => {
+                if !equality {
+                    let message = format!("{} compared with true or false takes only = or !=", self.text(head.span));
+                    return Err(err(op_token.span, message));
+                }
+                AttributeValue::Bool(self.is_keyword(&token, "true"))
+            }
+            _ => {
+                let message = format!("expected a number, a quoted text or date, or true or false after '{op}'");
+                return Err(err(point(token.span.start), message));
+            }
+        };
+        Ok(Clause::Attribute { name, op, value })
+    }
+
+    /// `AGG(SOURCE[, FILTER]...) OP NUMBER`, or `OP 'DATE'` for `first` and `last`.
+    fn aggregate(&mut self, head: &Token, agg: Agg) -> Result<Clause, FormulaError> {
+        let name = agg.name();
+        let open = self.bump()?;
+        if open.kind != Kind::LParen {
+            let message = format!("expected '(' and a source after '{name}', like {name}(posts)");
+            return Err(err(point(open.span.start), message));
+        }
+        let source = self.bump()?;
+        let source_name = self.text(source.span);
+        if source.kind != Kind::Word || source_name.contains('.') {
+            let message =
+                format!("expected a source after '{name}(': posts, connections, logins or a name of [sources.events]");
+            return Err(err(point(source.span.start), message));
+        }
+        let source = Spanned { value: source_name.to_string(), span: source.span };
+        let mut filters = Vec::new();
+        let close = loop {
+            let next = self.bump()?;
+            let closing = format!("')' to close '{name}(' at column {}", self.column(open.span));
+            match next.kind {
+                Kind::RParen => break next,
+                Kind::Comma => filters.push(self.filter()?),
+                Kind::Eof => return Err(err(next.span, format!("expected {closing}"))),
+                _ => {
+                    let message = format!("expected ',' and a filter, or {closing}");
+                    return Err(err(point(next.span.start), message));
+                }
+            }
+        };
+        // Messages about what follows quote the whole call: "after 'count(posts)'".
+        let call = Token { kind: Kind::Word, span: Span::new(head.span.start, close.span.end) };
+        let op = self.operator(&call)?;
+        if agg.is_date() {
+            let date = self.string_after(op, "date like '2015-01-01'")?;
+            return Ok(Clause::EventDate { agg, source, filters, op, date });
+        }
+        let value = self.number_after(op)?;
+        Ok(Clause::Aggregate { agg, source, filters, op, value })
+    }
+
+    /// One filter of an aggregate, after its comma.
+    fn filter(&mut self) -> Result<Filter, FormulaError> {
+        let name = self.bump()?;
+        let word = if name.kind == Kind::Word { self.text(name.span) } else { "" };
+        match word {
+            "kind" => {
+                if self.eat_keyword("in")?.is_some() {
+                    let kinds = self.list("'kind in' needs at least one kind", |p, token| match token.kind {
+                        Kind::Str(s) => Ok(s),
+                        _ => Err(p.expected_item(&token, "a quoted kind like 'reply'")),
+                    })?;
+                    return Ok(Filter::Kind(kinds));
+                }
+                self.filter_equals(&name)?;
+                Ok(Filter::Kind(vec![self.string_after(CmpOp::Eq, "kind like 'reply'")?.value]))
+            }
+            "within" => {
+                self.filter_equals(&name)?;
+                Ok(Filter::Within(self.string_after(CmpOp::Eq, "span like '30 days'")?))
+            }
+            "since" => {
+                self.filter_equals(&name)?;
+                Ok(Filter::Since(self.string_after(CmpOp::Eq, "date like '2026-01-01'")?))
+            }
+            "" => Err(err(point(name.span.start), format!("expected a filter after ',': {FILTER_KINDS}"))),
+            other => Err(err(name.span, format!("unknown filter {}: expected {FILTER_KINDS}", quote(other)))),
+        }
+    }
+
+    /// The `=` after a filter's name.
+    fn filter_equals(&mut self, name: &Token) -> Result<(), FormulaError> {
+        let token = self.bump()?;
+        match token.kind {
+            Kind::Op(CmpOp::Eq) => Ok(()),
+            Kind::Op(_) => Err(err(token.span, format!("filter '{}' takes only =", self.text(name.span)))),
+            _ => Err(err(point(token.span.start), format!("expected '=' after '{}'", self.text(name.span)))),
+        }
     }
 
     fn avatar_changed(&mut self, head: &Token) -> Result<Clause, FormulaError> {
@@ -560,14 +710,19 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// The value of a number token.
+    fn number_value(&self, token: &Token) -> Result<f64, FormulaError> {
+        let text = self.text(token.span);
+        match text.parse::<f64>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            _ => Err(err(token.span, format!("number {} is too large", quote(text)))),
+        }
+    }
+
     fn number_after(&mut self, op: CmpOp) -> Result<f64, FormulaError> {
         let token = self.bump()?;
-        let text = self.text(token.span);
         match token.kind {
-            Kind::Number => match text.parse::<f64>() {
-                Ok(v) if v.is_finite() => Ok(v),
-                _ => Err(err(token.span, format!("number {} is too large", quote(text)))),
-            },
+            Kind::Number => self.number_value(&token),
             Kind::Str(_) => {
                 Err(err(point(token.span.start), format!("expected a number after '{}', not a quoted string", op)))
             }
@@ -685,10 +840,10 @@ fn suggestion(word: &str) -> Option<String> {
     if word == "role" {
         return Some("roles".to_string());
     }
-    if let Some(name) = NAMES.iter().find(|n| n.eq_ignore_ascii_case(word)) {
+    if let Some(name) = NAMES.iter().copied().chain(Agg::ALL.map(Agg::name)).find(|n| n.eq_ignore_ascii_case(word)) {
         return Some(name.to_string());
     }
-    ["metric.", "setting."].iter().find_map(|prefix| {
+    ["metric.", "setting.", "user."].iter().find_map(|prefix| {
         let head = word.get(..prefix.len())?;
         let rest = word.get(prefix.len()..)?;
         let fits = head.eq_ignore_ascii_case(prefix) && !rest.is_empty();

@@ -315,8 +315,8 @@ fn an_unknown_clause_is_underlined_and_lists_the_clause_kinds() {
     let text = "foo > 1";
     let e = fail(text);
     let message = "unknown clause 'foo': expected metric.NAME, roles in [...], user_id in [...], \
-                   setting.KEY, avatar_changed, registration_date, signin_date or \
-                   time_since_registration";
+                   setting.KEY, avatar_changed, registration_date, signin_date, \
+                   time_since_registration, user.NAME or an aggregate such as count(SOURCE)";
     assert_eq!(e.message, message);
     assert_eq!(e.render(text), format!("foo > 1\n^^^ {message}"));
 }
@@ -379,7 +379,7 @@ fn settings_take_only_equal_or_not_equal_and_a_string() {
     assert_eq!(e.message, "setting.profile.location takes only = or !=");
     assert_eq!(e.render(text), format!("{text}\n{}^^ {}", " ".repeat(25), e.message));
     assert_error("setting.a 'x'", 11, "expected = or != after 'setting.a'");
-    assert_error("setting.a = 3", 13, "expected a quoted string after '='");
+    assert_error("setting.a = yes", 13, "expected a quoted string or a number after '='");
     assert_error("setting.user.max_consecutive_logins >= '2'", 40, "expected a number after '>=', not a quoted string");
     assert_error("setting = 'x'", 8, "expected '.' and a setting key after 'setting', like setting.profile.location");
     assert_error("setting. = 'x'", 9, "expected a name after 'setting.'");

@@ -8,7 +8,8 @@
 //! months'`), because "not have ..." is not English. A group nested under the other operator is
 //! bracketed. No clause is ever lost.
 
-use super::{Clause, CmpOp, Formula};
+use super::{AttributeValue, Clause, CmpOp, Filter, Formula};
+use crate::evaluate::Agg;
 use crate::instant::{self, CalendarSpan};
 
 /// The formula as a phrase completing "members who ...".
@@ -137,7 +138,25 @@ fn words(clause: &Clause, negated: bool) -> Words {
             o => format!("registered {}", when(o, &date.value)),
         }
         .into(),
-        Clause::SigninDate { op: o, date } => signin(*o, &date.value, negated),
+        Clause::SigninDate { op: o, date } => {
+            event_date(Agg::Last, &Stream::of("logins", &[]), &date.value, *o, negated, "")
+        }
+        Clause::Aggregate { agg, source, filters, op: o, value } => {
+            aggregate(*agg, &Stream::of(&source.value, filters), op(*o), *value, &window(filters)).into()
+        }
+        Clause::EventDate { agg, source, filters, op: o, date } => {
+            event_date(*agg, &Stream::of(&source.value, filters), &date.value, *o, negated, &window(filters))
+        }
+        Clause::Attribute { name, op: o, value } => attribute(&name.value, *o, value, negated).into(),
+        Clause::SettingNumber { key, op: o, value } => {
+            let n = number(*value);
+            let compared = match o {
+                CmpOp::Ne => format!("a number other than {n}"),
+                o => format!("a number {} {n}", amount(*o)),
+            };
+            let have = if negated { "do not have" } else { "have" };
+            format!("{have} their {} setting set to {compared}", key.value).into()
+        }
         Clause::TimeSinceRegistration { op: o, duration } => {
             let span = CalendarSpan::parse(&duration.value).map_or_else(|_| duration.value.clone(), |s| s.to_string());
             match op(*o) {
@@ -285,6 +304,211 @@ fn setting(key: &str, op: CmpOp, value: &str, negated: bool) -> String {
     }
 }
 
+/// A stream of a member's events as the words of a sentence: what one row is, and what
+/// having rows is, for one source and its kind filters.
+struct Stream {
+    /// Counting rows: "have written" 5 "posts or comments".
+    verb: String,
+    one: String,
+    many: String,
+    /// Having rows on a day: "have posted" (on 5 different days).
+    active: String,
+    /// The same in the past participle and the base form, for dates: "posted" / "post".
+    participle: String,
+    base: String,
+    /// `distinct` counts threads for posts, items for the others.
+    item: (&'static str, &'static str),
+}
+
+impl Stream {
+    fn of(source: &str, filters: &[Filter]) -> Stream {
+        let kinds: Vec<&String> =
+            filters.iter().filter_map(|f| if let Filter::Kind(k) = f { Some(k) } else { None }).flatten().collect();
+        let (_, listed) = quoted_list(&kinds, "or");
+        let of_kind = if kinds.is_empty() { String::new() } else { format!(" of kind {listed}") };
+        let events = source.replace('_', " ");
+        let s = |text: &str| text.to_string();
+        match source {
+            "posts" if kinds.is_empty() => Stream {
+                verb: s("have written"),
+                one: s("post or comment"),
+                many: s("posts or comments"),
+                active: s("have posted"),
+                participle: s("posted"),
+                base: s("post"),
+                item: ("thread", "different threads"),
+            },
+            "posts" => Stream {
+                verb: s("have written"),
+                one: format!("post{of_kind}"),
+                many: format!("posts{of_kind}"),
+                active: format!("have written posts{of_kind}"),
+                participle: format!("written a post{of_kind}"),
+                base: format!("write a post{of_kind}"),
+                item: ("thread", "different threads"),
+            },
+            "connections" => Stream {
+                verb: s("have made"),
+                one: format!("connection{of_kind}"),
+                many: format!("connections{of_kind}"),
+                active: format!("have made connections{of_kind}"),
+                participle: format!("made a connection{of_kind}"),
+                base: format!("make a connection{of_kind}"),
+                item: ("item", "different items"),
+            },
+            "logins" => Stream {
+                verb: s("have signed in"),
+                one: format!("time{}", if kinds.is_empty() { String::new() } else { format!(" (sign-ins{of_kind})") }),
+                many: format!(
+                    "times{}",
+                    if kinds.is_empty() { String::new() } else { format!(" (sign-ins{of_kind})") }
+                ),
+                active: format!("have signed in{of_kind}"),
+                participle: format!("signed in{of_kind}"),
+                base: format!("sign in{of_kind}"),
+                item: ("item", "different items"),
+            },
+            _ => Stream {
+                verb: s("have"),
+                one: format!("entry{of_kind} in {events}"),
+                many: format!("entries{of_kind} in {events}"),
+                active: format!("have had entries{of_kind} in {events}"),
+                participle: format!("had an entry{of_kind} in {events}"),
+                base: format!("have an entry{of_kind} in {events}"),
+                item: ("item", "different items"),
+            },
+        }
+    }
+}
+
+/// The window of an aggregate's filters in words: " in the last 30 days", " on or after
+/// 2026-01-01"; empty without one.
+fn window(filters: &[Filter]) -> String {
+    let mut parts = Vec::new();
+    for filter in filters {
+        match filter {
+            Filter::Within(span) => {
+                let span = CalendarSpan::parse(&span.value).map_or_else(|_| span.value.clone(), |s| s.to_string());
+                parts.push(format!("in the last {span}"));
+            }
+            Filter::Since(date) => parts.push(when(CmpOp::Ge, &date.value)),
+            Filter::Kind(_) => {}
+        }
+    }
+    if parts.is_empty() { String::new() } else { format!(" {}", parts.join(" and ")) }
+}
+
+/// A numeric aggregate compared with `value`. Members without rows have 0, so every operator
+/// negates exactly (the caller passes the negated operator).
+fn aggregate(agg: Agg, stream: &Stream, op: CmpOp, value: f64, window: &str) -> String {
+    let n = number(value);
+    let one = value == 1.0;
+    let amount_of = |op: CmpOp, counted: bool| match op {
+        CmpOp::Lt if counted => "fewer than",
+        CmpOp::Ne => "exactly",
+        op => amount(op),
+    };
+    // "have posted" + " on at least 5 different days": `Ne` says "not exactly".
+    let phrase = |verb: &str, rest: String| match op {
+        CmpOp::Ne => format!("{} {rest}{window}", not_verb(verb)),
+        _ => format!("{verb} {rest}{window}"),
+    };
+    let a = amount_of(op, true);
+    let days = |unit: &str| if one { unit.to_string() } else { format!("{unit}s") };
+    match agg {
+        Agg::Count => phrase(&stream.verb, format!("{a} {n} {}", if one { &stream.one } else { &stream.many })),
+        Agg::Distinct => {
+            let noun = if one { stream.item.0 } else { stream.item.1 };
+            let verb = if stream.item.0 == "thread" {
+                if stream.active == "have posted" {
+                    "have posted in".to_string()
+                } else {
+                    format!("{} in", stream.active)
+                }
+            } else {
+                format!("{} about", stream.active)
+            };
+            phrase(&verb, format!("{a} {n} {noun}"))
+        }
+        Agg::Sum => {
+            let total = match op {
+                CmpOp::Ne => format!("a total value other than {n}"),
+                op => format!("a total value of {} {n}", amount_of(op, false)),
+            };
+            format!("have {total} over their {}{window}", stream.many)
+        }
+        Agg::ActiveDays => phrase(&stream.active, format!("on {a} {n} {}", if one { "day" } else { "different days" })),
+        Agg::BestDay => {
+            phrase(&stream.verb, format!("{a} {n} {} on one day", if one { &stream.one } else { &stream.many }))
+        }
+        Agg::BestWeek | Agg::BestMonth => {
+            let unit = if agg == Agg::BestWeek { "week" } else { "month" };
+            phrase(
+                &stream.verb,
+                format!("{a} {n} {} within one calendar {unit}", if one { &stream.one } else { &stream.many }),
+            )
+        }
+        Agg::StreakDays => phrase(&stream.active, format!("on {a} {n} consecutive {}", days("day"))),
+        Agg::StreakWeeks => phrase(&stream.active, format!("in {a} {n} consecutive {}", days("week"))),
+        Agg::CurrentStreakDays => phrase(
+            &stream.active,
+            format!("on each day of a run of {a} {n} consecutive {} up to today or yesterday", days("day")),
+        ),
+        // Dates are worded by `event_date`.
+        Agg::First | Agg::Last => format!("{} ({} {op} {n}){window}", stream.verb, agg.name()),
+    }
+}
+
+/// `last(S) OP D` / `first(S) OP D`: compares the last (first) row's instant with D; a
+/// member without rows fails, so the negations say "never".
+fn event_date(agg: Agg, stream: &Stream, date: &str, op: CmpOp, negated: bool, window: &str) -> Words {
+    let (p, base) = (&stream.participle, &stream.base);
+    let which = if agg == Agg::First { "first" } else { "last" };
+    // The last row is after D exactly when some row is; the first row is before D exactly
+    // when some row is.
+    let some_row = match agg {
+        Agg::First => matches!(op, CmpOp::Le | CmpOp::Lt),
+        _ => matches!(op, CmpOp::Ge | CmpOp::Gt),
+    };
+    let text = match (op, some_row, negated) {
+        (_, true, false) => format!("have {p} {}{window}", when(op, date)),
+        (_, true, true) => format!("have not {p} {}{window}", when(op, date)),
+        (CmpOp::Eq, _, false) => format!("{which} {p} {}{window}", when(CmpOp::Eq, date)),
+        (CmpOp::Eq, _, true) => format!("did not {which} {base} {}{window}", when(CmpOp::Eq, date)),
+        (CmpOp::Ne, _, false) => format!("have {p}{window}, but not {which} {}", when(CmpOp::Eq, date)),
+        (CmpOp::Ne, _, true) => {
+            return compound(format!("have either never {p}{window} or {which} {p} {}", when(CmpOp::Eq, date)));
+        }
+        // Last at or before D: some row, and none after D (first at or after D: none before).
+        (_, false, false) => format!("have {p}{window}, but never {}", when(op.negated(), date)),
+        (_, false, true) => {
+            return compound(format!("have either never {p}{window} or {p} {}", when(op.negated(), date)));
+        }
+    };
+    text.into()
+}
+
+/// `user.NAME OP VALUE`: a member without a value (NULL) meets no comparison, so the negation
+/// is "do not have".
+fn attribute(name: &str, op: CmpOp, value: &AttributeValue, negated: bool) -> String {
+    let shown = name.replace('_', " ");
+    let have = if negated { "do not have" } else { "have" };
+    match value {
+        AttributeValue::Number(v) => match op {
+            CmpOp::Ne => format!("{have} a {shown} other than {}", number(*v)),
+            op => format!("{have} a {shown} of {} {}", amount(op), number(*v)),
+        },
+        AttributeValue::Text(text) if op == CmpOp::Ne => format!("{have} a {shown} other than \"{text}\""),
+        AttributeValue::Text(text) => format!("{have} the {shown} \"{text}\""),
+        AttributeValue::TextIn(items) => format!("{have} the {shown} {}", quoted_list(items, "or").1),
+        AttributeValue::Bool(b) => {
+            let set = if op == CmpOp::Eq { *b } else { !*b };
+            format!("{have} {shown} set to {set}")
+        }
+        AttributeValue::Date(date) => format!("{have} a {shown} {}", when(op, &date.value)),
+    }
+}
+
 /// The longest run of consecutive calendar days with a sign-in, compared with `value`.
 fn consecutive_logins(op: CmpOp, value: f64) -> String {
     let n = number(value);
@@ -296,26 +520,6 @@ fn consecutive_logins(op: CmpOp, value: f64) -> String {
         CmpOp::Lt => format!("have never signed in on {n} or more consecutive days"),
         CmpOp::Eq => format!("have a longest sign-in streak of exactly {n} {streak}"),
         CmpOp::Ne => format!("do not have a longest sign-in streak of exactly {n} {streak}"),
-    }
-}
-
-/// `signin_date OP D` compares the last sign-in with D; a member who never signed in fails.
-fn signin(op: CmpOp, date: &str, negated: bool) -> Words {
-    // The last sign-in is at or after D exactly when some sign-in is.
-    match (op, negated) {
-        (CmpOp::Ge | CmpOp::Gt, false) => format!("have signed in {}", when(op, date)).into(),
-        (CmpOp::Ge | CmpOp::Gt, true) => format!("have not signed in {}", when(op, date)).into(),
-        // Last at or before D: signed in, and never after D.
-        (CmpOp::Le | CmpOp::Lt, false) => format!("have signed in, but never {}", when(op.negated(), date)).into(),
-        (CmpOp::Le | CmpOp::Lt, true) => {
-            compound(format!("have either never signed in or signed in {}", when(op.negated(), date)))
-        }
-        (CmpOp::Eq, false) => format!("last signed in {}", when(CmpOp::Eq, date)).into(),
-        (CmpOp::Eq, true) => format!("did not last sign in {}", when(CmpOp::Eq, date)).into(),
-        (CmpOp::Ne, false) => format!("have signed in, but not last {}", when(CmpOp::Eq, date)).into(),
-        (CmpOp::Ne, true) => {
-            compound(format!("have either never signed in or last signed in {}", when(CmpOp::Eq, date)))
-        }
     }
 }
 

@@ -5,14 +5,14 @@
 //! and the others load as usual: only the badges that need it fail.
 
 use super::decode::{CellRow, ColumnBuilder, Unreadable};
-use super::{ColumnSpec, Shard, Snapshot, SourceKind, SourceQueries};
+use super::{ColumnSpec, Shard, Snapshot, SourceKind, SourceQueries, Wanted};
 use crate::db::Db;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono_tz::Tz;
 use futures_util::TryStreamExt;
 use polars::prelude::{ChunkUnique, DataFrame, PolarsResult};
 use sqlx::{AssertSqlSafe, Column as _, Database, Executor, Pool, Row, SqlSafeStr, Statement};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// How a source's values are read.
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +30,7 @@ impl Reading {
 }
 
 /// Loads every requested source concurrently into one snapshot.
-pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<SourceKind>, timezone: Tz) -> Snapshot {
+pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &Wanted, timezone: Tz) -> Snapshot {
     load_snapshot_shard(db, queries, wanted, None, timezone).await
 }
 
@@ -40,11 +40,11 @@ pub async fn load_snapshot(db: &Db, queries: &SourceQueries, wanted: &BTreeSet<S
 pub async fn load_snapshot_shard(
     db: &Db,
     queries: &SourceQueries,
-    wanted: &BTreeSet<SourceKind>,
+    wanted: &Wanted,
     shard: Option<Shard>,
     timezone: Tz,
 ) -> Snapshot {
-    let loads = wanted.iter().map(|&kind| async move {
+    let loads = wanted.kinds.iter().map(|&kind| async move {
         let loaded = async {
             let sql = queries
                 .get(&kind)
@@ -53,7 +53,8 @@ pub async fn load_snapshot_shard(
                 Some(shard) => shard.filter(sql),
                 None => sql.clone(),
             };
-            let frame = load_source(db, kind, kind.columns(), &sql, Reading::new(timezone)).await?.0;
+            let specs = wanted.columns(kind);
+            let frame = load_source(db, kind, &specs, &sql, Reading::new(timezone)).await?.0;
             check_members(kind, &frame)?;
             Ok::<_, anyhow::Error>(frame)
         }

@@ -30,7 +30,13 @@ pub enum SourceKind {
     Roles,
     Settings,
     Metrics,
+    /// A named event source of `[sources.events]` (its name interned, see [`SourceKind::event`]).
+    Event(&'static str),
 }
+
+/// The built-in sources whose rows are a member's events: what aggregates count besides the
+/// `[sources.events]` ones.
+pub const BUILTIN_EVENT_SOURCES: [SourceKind; 3] = [SourceKind::Posts, SourceKind::Connections, SourceKind::Logins];
 
 impl SourceKind {
     pub const ALL: [SourceKind; 8] = [
@@ -54,11 +60,40 @@ impl SourceKind {
             SourceKind::Roles => "roles",
             SourceKind::Settings => "settings",
             SourceKind::Metrics => "metrics",
+            SourceKind::Event(name) => name,
         }
     }
 
+    /// A built-in source by name (`[sources.events]` names are not looked up here).
     pub fn from_name(name: &str) -> Option<SourceKind> {
         SourceKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The named event source `name`. Names are interned once per process (a handful per
+    /// config), so that a source stays a small `Copy` key like the built-in ones.
+    pub fn event(name: &str) -> SourceKind {
+        SourceKind::Event(intern(name))
+    }
+
+    /// Whether the source's rows are events (posts, connections, logins, `[sources.events]`).
+    pub fn is_event(self) -> bool {
+        matches!(self, SourceKind::Posts | SourceKind::Connections | SourceKind::Logins | SourceKind::Event(_))
+    }
+
+    /// Whether `name` may name a `[sources.events]` source: lowercase letters, digits and `_`,
+    /// starting with a letter, and not a built-in source's name.
+    pub fn check_event_name(name: &str) -> Result<(), String> {
+        let well_formed = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !well_formed {
+            return Err(format!(
+                "[sources.events] '{name}': a name is lowercase letters, digits and '_', starting with a letter"
+            ));
+        }
+        if SourceKind::from_name(name).is_some() {
+            return Err(format!("[sources.events] '{name}' is the name of a built-in source; choose another name"));
+        }
+        Ok(())
     }
 
     /// The columns this source's query must (or may) return, in the order frames hold them.
@@ -66,7 +101,7 @@ impl SourceKind {
         match self {
             SourceKind::Users => USERS,
             SourceKind::Posts => POSTS,
-            SourceKind::Connections | SourceKind::Logins => EVENTS,
+            SourceKind::Connections | SourceKind::Logins | SourceKind::Event(_) => EVENTS,
             SourceKind::Trainings => TRAININGS,
             SourceKind::Roles => ROLES,
             SourceKind::Settings => SETTINGS,
@@ -93,13 +128,23 @@ const USERS: &[ColumnSpec] = &[
 ];
 /// The users source's columns that only Open Badges exports read (see [`load_member_emails`]).
 const USER_EMAILS: &[ColumnSpec] = &[req("user_id", ColumnType::Id), nullable("email", ColumnType::Text)];
+/// Every event source: who, when, and optionally what kind of event, what it is about (a
+/// thread, a post, a contest, a video: text or an integer) and a number (minutes, points).
+const EVENTS: &[ColumnSpec] = &[
+    req("user_id", ColumnType::Id),
+    req("created_at", ColumnType::Timestamp),
+    opt("kind", ColumnType::Text),
+    opt("item", ColumnType::Text),
+    opt("value", ColumnType::Number),
+];
+/// `posts` is an event source whose `item` may also be called `thread_id`.
 const POSTS: &[ColumnSpec] = &[
     req("user_id", ColumnType::Id),
     req("created_at", ColumnType::Timestamp),
     opt("kind", ColumnType::Text),
-    opt("thread_id", ColumnType::Text),
+    ColumnSpec { alias: Some("thread_id"), ..opt("item", ColumnType::Text) },
+    opt("value", ColumnType::Number),
 ];
-const EVENTS: &[ColumnSpec] = &[req("user_id", ColumnType::Id), req("created_at", ColumnType::Timestamp)];
 const TRAININGS: &[ColumnSpec] = &[
     req("user_id", ColumnType::Id),
     req("training_id", ColumnType::Text),
@@ -116,6 +161,19 @@ const SETTINGS: &[ColumnSpec] = &[
 ];
 const METRICS: &[ColumnSpec] =
     &[req("user_id", ColumnType::Id), req("name", ColumnType::Text), nullable("value", ColumnType::Number)];
+
+/// `name` as a `&'static str`, allocated once per distinct name for the life of the process.
+pub fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::LazyLock<std::sync::Mutex<BTreeSet<&'static str>>> =
+        std::sync::LazyLock::new(Default::default);
+    let mut names = NAMES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    leaked
+}
 
 impl fmt::Display for SourceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -178,6 +236,53 @@ impl ColumnSpec {
     /// Whether a result column named `column` is this one (names are case-insensitive).
     pub fn matches(&self, column: &str) -> bool {
         column.eq_ignore_ascii_case(self.name) || self.alias.is_some_and(|alias| column.eq_ignore_ascii_case(alias))
+    }
+}
+
+/// A column of the users source that `user.NAME` clauses read, as the type their comparison
+/// needs. Its frame column is `user.NAME:TYPE`, so one host column compared as a number in one
+/// badge and as text in another is read once per meaning; a query that does not return it
+/// leaves the column out (the badges reading it then fail, naming it).
+pub fn user_attribute(name: &str, ty: ColumnType) -> ColumnSpec {
+    let frame_name = intern(&user_attribute_column(name, ty));
+    ColumnSpec { name: frame_name, ty, required: false, nullable: true, alias: Some(intern(name)) }
+}
+
+/// The frame column holding users column `name` read as `ty`.
+pub fn user_attribute_column(name: &str, ty: ColumnType) -> String {
+    let ty = match ty {
+        ColumnType::Id | ColumnType::Number => "number",
+        ColumnType::Timestamp => "timestamp",
+        ColumnType::Bool => "boolean",
+        ColumnType::Text => "text",
+    };
+    format!("user.{}:{ty}", name.to_ascii_lowercase())
+}
+
+/// What to load: the sources, and the extra users columns `user.NAME` clauses read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub kinds: BTreeSet<SourceKind>,
+    pub user_columns: Vec<ColumnSpec>,
+}
+
+impl Wanted {
+    /// These sources with their standard columns only.
+    pub fn kinds(kinds: impl IntoIterator<Item = SourceKind>) -> Wanted {
+        Wanted { kinds: kinds.into_iter().collect(), user_columns: Vec::new() }
+    }
+
+    /// The columns to read from source `kind`.
+    pub fn columns(&self, kind: SourceKind) -> Vec<ColumnSpec> {
+        let mut specs = kind.columns().to_vec();
+        if kind == SourceKind::Users {
+            for spec in &self.user_columns {
+                if !specs.iter().any(|s| s.name == spec.name) {
+                    specs.push(*spec);
+                }
+            }
+        }
+        specs
     }
 }
 
