@@ -3,6 +3,7 @@
 //! print/re-parse round trips and for never panicking.
 
 use super::*;
+use crate::evaluate::Agg;
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ helpers
@@ -542,6 +543,52 @@ fn arb_clause() -> impl Strategy<Value = Clause> {
         (arb_op(), arb_text()).prop_map(|(op, d)| Clause::RegistrationDate { op, date: spanless(d) }),
         (arb_op(), arb_text()).prop_map(|(op, d)| Clause::SigninDate { op, date: spanless(d) }),
         (arb_op(), arb_text()).prop_map(|(op, d)| Clause::TimeSinceRegistration { op, duration: spanless(d) }),
+        (arb_numeric_agg(), arb_source(), arb_filters(), arb_op(), arb_number()).prop_map(
+            |(agg, source, filters, op, value)| Clause::Aggregate { agg, source: spanless(source), filters, op, value }
+        ),
+        (prop::sample::select(vec![Agg::First, Agg::Last]), arb_source(), arb_filters(), arb_op(), arb_text())
+            .prop_map(|(agg, source, filters, op, d)| Clause::EventDate {
+                agg,
+                source: spanless(source),
+                filters,
+                op,
+                date: spanless(d)
+            }),
+        ("[A-Za-z_][A-Za-z0-9_]{0,8}", arb_attribute()).prop_map(|(name, (op, value))| Clause::Attribute {
+            name: spanless(name),
+            op,
+            value
+        }),
+        (arb_name().prop_filter("reserved key", |k| k != "user.max_consecutive_logins"), arb_op(), arb_number())
+            .prop_map(|(k, op, value)| Clause::SettingNumber { key: spanless(k), op, value }),
+    ]
+}
+
+fn arb_numeric_agg() -> impl Strategy<Value = Agg> {
+    prop::sample::select(Agg::ALL.into_iter().filter(|a| !a.is_date()).collect::<Vec<_>>())
+}
+
+fn arb_source() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9_]{0,8}"
+}
+
+fn arb_filters() -> impl Strategy<Value = Vec<Filter>> {
+    let filter = prop_oneof![
+        prop::collection::vec(arb_text(), 1..3).prop_map(Filter::Kind),
+        arb_text().prop_map(|t| Filter::Within(spanless(t))),
+        arb_text().prop_map(|t| Filter::Since(spanless(t))),
+    ];
+    prop::collection::vec(filter, 0..3)
+}
+
+fn arb_attribute() -> impl Strategy<Value = (CmpOp, AttributeValue)> {
+    prop_oneof![
+        (arb_op(), arb_number()).prop_map(|(op, n)| (op, AttributeValue::Number(n))),
+        (arb_eq_ne(), arb_text()).prop_map(|(op, t)| (op, AttributeValue::Text(t))),
+        prop::collection::vec(arb_text(), 1..3).prop_map(|items| (CmpOp::Eq, AttributeValue::TextIn(items))),
+        (arb_eq_ne(), any::<bool>()).prop_map(|(op, b)| (op, AttributeValue::Bool(b))),
+        (prop::sample::select(vec![CmpOp::Ge, CmpOp::Gt, CmpOp::Le, CmpOp::Lt]), arb_text())
+            .prop_map(|(op, d)| (op, AttributeValue::Date(spanless(d)))),
     ]
 }
 
@@ -662,4 +709,119 @@ proptest! {
     fn token_soup_never_panics(text in arb_token_soup()) {
         check_never_panics(&text);
     }
+}
+
+// ------------------------------------------------------- aggregates and attributes
+
+#[test]
+fn an_aggregate_reads_its_source_and_each_filter() {
+    assert_eq!(
+        only_clause("count(posts, kind = 'reply', within = '30 days', since = '2026-01-01') >= 10"),
+        Clause::Aggregate {
+            agg: Agg::Count,
+            source: unspanned("posts"),
+            filters: vec![
+                Filter::Kind(vec!["reply".to_string()]),
+                Filter::Within(unspanned("30 days")),
+                Filter::Since(unspanned("2026-01-01")),
+            ],
+            op: CmpOp::Ge,
+            value: 10.0,
+        }
+    );
+    assert_eq!(
+        only_clause("distinct(videos, kind in ['a', 'b']) = 2"),
+        Clause::Aggregate {
+            agg: Agg::Distinct,
+            source: unspanned("videos"),
+            filters: vec![Filter::Kind(vec!["a".to_string(), "b".to_string()])],
+            op: CmpOp::Eq,
+            value: 2.0,
+        }
+    );
+    assert_eq!(
+        only_clause("last(logins) < '2026-01-01'"),
+        Clause::EventDate {
+            agg: Agg::Last,
+            source: unspanned("logins"),
+            filters: vec![],
+            op: CmpOp::Lt,
+            date: unspanned("2026-01-01"),
+        }
+    );
+}
+
+#[test]
+fn every_aggregate_name_parses_and_prints_as_written() {
+    for agg in Agg::ALL {
+        let text = if agg.is_date() {
+            format!("{}(likes_received) >= '2026-01-01'", agg.name())
+        } else {
+            format!("{}(likes_received) >= 3", agg.name())
+        };
+        assert_eq!(ok(&text).to_string(), text);
+    }
+}
+
+#[test]
+fn a_malformed_aggregate_says_what_is_missing_and_where() {
+    assert_error("count >= 1", 7, "expected '(' and a source after 'count', like count(posts)");
+    assert_error("count(posts >= 1", 13, "expected ',' and a filter, or ')' to close 'count(' at column 6");
+    assert_error("count(posts", 12, "expected ')' to close 'count(' at column 6");
+    assert_error(
+        "count() >= 1",
+        7,
+        "expected a source after 'count(': posts, connections, logins or a name of [sources.events]",
+    );
+    assert_error(
+        "count(posts, kinds = 'a') >= 1",
+        14,
+        "unknown filter 'kinds': expected kind = 'K', kind in ['A', 'B'], within = 'N days' or since = 'DATE'",
+    );
+    assert_error("count(posts, within 30) >= 1", 21, "expected '=' after 'within'");
+    assert_error("count(posts, within = 30) >= 1", 23, "expected a quoted span like '30 days' after '='");
+    assert_error("count(posts, kind != 'a') >= 1", 19, "filter 'kind' takes only =");
+    assert_error("count(posts) 'x'", 14, "expected a comparison operator (>=, >, <=, <, =, !=) after 'count(posts)'");
+    assert_error("last(logins) >= 3", 17, "expected a quoted date like '2015-01-01' after '>='");
+    assert_error(
+        "Count(posts) >= 1",
+        1,
+        "unknown clause 'Count': expected metric.NAME, roles in [...], user_id in [...], setting.KEY, avatar_changed, registration_date, signin_date, time_since_registration, user.NAME or an aggregate such as count(SOURCE) (did you mean 'count'?)",
+    );
+}
+
+#[test]
+fn a_member_attribute_is_typed_by_what_it_is_compared_with() {
+    let attribute = |text: &str| match only_clause(text) {
+        Clause::Attribute { value, op, .. } => (op, value),
+        other => panic!("{text}: {other:?}"),
+    };
+    assert_eq!(attribute("user.trust_level >= 2"), (CmpOp::Ge, AttributeValue::Number(2.0)));
+    assert_eq!(attribute("user.locale != 'en'"), (CmpOp::Ne, AttributeValue::Text("en".to_string())));
+    assert_eq!(
+        attribute("user.locale in ['en', 'de']"),
+        (CmpOp::Eq, AttributeValue::TextIn(vec!["en".to_string(), "de".to_string()]))
+    );
+    assert_eq!(attribute("user.active = TRUE"), (CmpOp::Eq, AttributeValue::Bool(true)));
+    assert_eq!(
+        attribute("user.approved_at < '2026-01-01'"),
+        (CmpOp::Lt, AttributeValue::Date(unspanned("2026-01-01")))
+    );
+    assert_error("user.active > true", 13, "user.active compared with true or false takes only = or !=");
+    assert_error(
+        "user.a-b = 1",
+        6,
+        "'a-b' is not a column name: user.NAME takes a column of the users source (letters, digits and '_')",
+    );
+    assert_error("user = 1", 5, "expected '.' and a column of the users source after 'user', like user.trust_level");
+    assert_error("user.x = yes", 10, "expected a number, a quoted text or date, or true or false after '='");
+}
+
+#[test]
+fn a_setting_compared_with_a_number_takes_every_operator() {
+    assert_eq!(
+        only_clause("setting.level >= 3.5"),
+        Clause::SettingNumber { key: unspanned("level"), op: CmpOp::Ge, value: 3.5 }
+    );
+    assert_eq!(ok("setting.level != 3").to_string(), "setting.level != 3");
 }

@@ -152,7 +152,7 @@ fn words(clause: &Clause, negated: bool) -> Words {
             let n = number(*value);
             let compared = match o {
                 CmpOp::Ne => format!("a number other than {n}"),
-                o => format!("a number {} {n}", amount(*o)),
+                o => format!("a number of {} {n}", amount(*o)),
             };
             let have = if negated { "do not have" } else { "have" };
             format!("{have} their {} setting set to {compared}", key.value).into()
@@ -223,6 +223,9 @@ fn metric(name: &str, op: CmpOp, value: f64) -> String {
 
 /// "have written" → "have not written".
 fn not_verb(verb: &str) -> String {
+    if verb == "have" {
+        return "do not have".to_string();
+    }
     match verb.strip_prefix("have ") {
         Some(rest) => format!("have not {rest}"),
         None => format!("not {verb}"),
@@ -987,5 +990,86 @@ mod tests {
             "have written at least 1 post or comment and (have signed in at least 1 time or \
              (have made at least 1 connection and have not changed their avatar))"
         );
+    }
+
+    #[test]
+    fn aggregates_say_what_was_counted_over_which_window_and_negate_by_their_operator() {
+        assert_words(&[
+            (
+                "count(posts, within = '30 days') >= 10",
+                "have written at least 10 posts or comments in the last 30 days",
+                "have written fewer than 10 posts or comments in the last 30 days",
+            ),
+            (
+                "count(likes_received) >= 100",
+                "have at least 100 entries in likes received",
+                "have fewer than 100 entries in likes received",
+            ),
+            (
+                "distinct(posts, kind = 'reply') >= 5",
+                "have written posts of kind \"reply\" in at least 5 different threads",
+                "have written posts of kind \"reply\" in fewer than 5 different threads",
+            ),
+            (
+                "streak_weeks(posts) >= 4",
+                "have posted in at least 4 consecutive weeks",
+                "have posted in fewer than 4 consecutive weeks",
+            ),
+            (
+                "active_days(logins, within = '1 month') >= 20",
+                "have signed in on at least 20 different days in the last 1 month",
+                "have signed in on fewer than 20 different days in the last 1 month",
+            ),
+            (
+                "sum(videos, kind = 'lectora-101') >= 120",
+                "have a total value of at least 120 over their entries of kind \"lectora-101\" in videos",
+                "have a total value of less than 120 over their entries of kind \"lectora-101\" in videos",
+            ),
+            (
+                "best_week(connections) >= 5",
+                "have made at least 5 connections within one calendar week",
+                "have made fewer than 5 connections within one calendar week",
+            ),
+            (
+                "count(posts, since = '2026-01-01') = 1",
+                "have written exactly 1 post or comment on or after 2026-01-01",
+                "have not written exactly 1 post or comment on or after 2026-01-01",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn first_and_last_read_like_the_sign_in_date_for_any_source() {
+        assert_words(&[
+            (
+                "last(posts) >= '2026-01-01'",
+                "have posted on or after 2026-01-01",
+                "have not posted on or after 2026-01-01",
+            ),
+            ("first(posts) < '2026-01-01'", "have posted before 2026-01-01", "have not posted before 2026-01-01"),
+            (
+                "first(likes) >= '2026-01-01'",
+                "have had an entry in likes, but never before 2026-01-01",
+                "have either never had an entry in likes or had an entry in likes before 2026-01-01",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn member_attributes_and_numeric_settings_read_as_what_the_member_has() {
+        assert_words(&[
+            ("user.trust_level >= 2", "have a trust level of at least 2", "do not have a trust level of at least 2"),
+            (
+                "user.locale in ['en', 'de']",
+                "have the locale \"en\" or \"de\"",
+                "do not have the locale \"en\" or \"de\"",
+            ),
+            ("user.active = true", "have active set to true", "do not have active set to true"),
+            (
+                "setting.level >= 3",
+                "have their level setting set to a number of at least 3",
+                "do not have their level setting set to a number of at least 3",
+            ),
+        ]);
     }
 }

@@ -1,3 +1,4 @@
+mod aggregates;
 mod bench;
 mod cli;
 mod databases;
