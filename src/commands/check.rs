@@ -247,8 +247,18 @@ fn references(plan: &plan::Plan) -> Vec<Reference> {
                                 add("role", role.clone(), SourceKind::Roles, "role");
                             }
                         }
-                        Clause::Setting { key, .. } => {
+                        Clause::Setting { key, .. } | Clause::SettingNumber { key, .. } => {
                             add("setting key", key.value.clone(), SourceKind::Settings, "key")
+                        }
+                        Clause::Aggregate { source, filters, .. } | Clause::EventDate { source, filters, .. } => {
+                            let kind = crate::formula::compile::event_source(&source.value);
+                            for filter in filters {
+                                if let crate::formula::Filter::Kind(kinds) = filter {
+                                    for k in kinds {
+                                        add("kind", k.clone(), kind, "kind");
+                                    }
+                                }
+                            }
                         }
                         _ => {}
                     }

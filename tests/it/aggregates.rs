@@ -519,3 +519,26 @@ formula = "count(likes, within = 'a fortnight') >= 1"
     assert!(errors.contains("configured: Bad-Name, likes"), "{errors}");
     assert!(errors.contains("'a fortnight' is not a span"), "{errors}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_data_reads_event_sources_and_reports_their_bad_values_and_kinds_nobody_has() {
+    let host = host_with_videos(2).await;
+    add_views(&host, &["1, '2026-02-01 10:00:00', 'intro', 1, 1", "2, 'soon', 'intro', 1, 1"]).await;
+    let badges = formula_badge("series", "count(videos, kind in ['intro', 'lectora-101']) >= 1");
+    let config = host.write_config("accolade.toml", &host.config(&badges, &sources_with_videos(&host)));
+    let path = config.to_str().expect("UTF-8 path");
+
+    let plain = crate::support::accolade_binary(&["--config", path, "check"]);
+    let data = crate::support::accolade_binary(&["--config", path, "check", "--data"]);
+
+    assert_eq!(plain.code, 0, "plain check prepares the queries only: {}", plain.describe());
+    assert_eq!(data.code, 1, "{}", data.describe());
+    for fragment in [
+        "source 'videos', column 'created_at'",
+        "row 2: cannot read 'soon' as a timestamp",
+        "badge 'series': kind 'lectora-101' has no row in source 'videos'",
+    ] {
+        assert!(data.stdout.contains(fragment), "{fragment}: {}", data.describe());
+    }
+    assert!(!data.stdout.contains("kind 'intro'"), "{}", data.describe());
+}
