@@ -3,6 +3,7 @@ mod bench;
 mod cli;
 mod databases;
 mod errors;
+mod examples;
 mod explain;
 mod formulas;
 mod hardening;
