@@ -149,12 +149,13 @@ impl Decoder {
                 } else {
                     let bytes = &self.buffer[at..at + len as usize];
                     at += len as usize;
-                    decode(*wire, bytes)
-                        .map_err(|e| anyhow!("{label}, column '{}', row {}: {e}", builder.spec.name, self.rows))?
+                    decode(*wire, bytes).map_err(|e| {
+                        anyhow!("{label}, column '{}', row {}: {e}", builder.spec.shown_name(), self.rows)
+                    })?
                 };
                 builder
                     .push(cell)
-                    .map_err(|e| anyhow!("{label}, column '{}', row {}: {e}", builder.spec.name, self.rows))?;
+                    .map_err(|e| anyhow!("{label}, column '{}', row {}: {e}", builder.spec.shown_name(), self.rows))?;
             }
             pos = end;
         }

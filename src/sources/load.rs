@@ -209,7 +209,7 @@ where
         for (index, builder) in columns.iter_mut() {
             let pushed = row.cell(*index).and_then(|cell| builder.push(cell));
             if let Err(problem) = pushed {
-                bail!("source '{kind}', column '{}', row {height}: {problem}", builder.spec.name);
+                bail!("source '{kind}', column '{}', row {height}: {problem}", builder.spec.shown_name());
             }
         }
         debug_assert!(row.len() >= columns.len());

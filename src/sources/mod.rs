@@ -233,6 +233,15 @@ pub struct ColumnSpec {
 }
 
 impl ColumnSpec {
+    /// The column's name in messages: the host's own name for a `user.NAME` column (its frame
+    /// name carries the type it is read as), else the name.
+    pub fn shown_name(&self) -> &'static str {
+        match self.alias {
+            Some(alias) if self.name.starts_with("user.") => alias,
+            _ => self.name,
+        }
+    }
+
     /// Whether a result column named `column` is this one (names are case-insensitive).
     pub fn matches(&self, column: &str) -> bool {
         column.eq_ignore_ascii_case(self.name) || self.alias.is_some_and(|alias| column.eq_ignore_ascii_case(alias))

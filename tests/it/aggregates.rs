@@ -542,3 +542,33 @@ async fn check_data_reads_event_sources_and_reports_their_bad_values_and_kinds_n
     }
     assert!(!data.stdout.contains("kind 'intro'"), "{}", data.describe());
 }
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_users_column_is_named_as_the_host_names_it(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::for_formulas().await;
+    host.exec("ALTER TABLE users ADD score TEXT").await;
+    host.insert(
+        "users",
+        "user_id, created_at, blocked, score",
+        &["1, '2025-01-01 00:00:00', FALSE, '3'", "2, '2025-01-01 00:00:00', FALSE, 'lots'"],
+    )
+    .await;
+    let sources = host.formula_sources().replace(
+        "SELECT user_id, created_at, blocked, avatar_changed FROM users",
+        "SELECT user_id, created_at, blocked, avatar_changed, score FROM users",
+    );
+    let plan = host.plan(&host.config_waiting("UTC", &formula_badge("scorer", "user.score >= 1"), &sources));
+
+    let report = host.run(&plan, at("2026-06-15T12:00:00Z")).await;
+
+    assert_eq!(status(&report, "scorer"), "failed");
+    let message = report.badges.iter().find(|b| b.badge_id == "scorer").and_then(|b| b.message.clone());
+    assert!(
+        message.as_deref().is_some_and(|m| m.contains("column 'score', row 2") && m.contains("'lots'")),
+        "{message:?}"
+    );
+}
