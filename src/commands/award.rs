@@ -7,7 +7,7 @@
 
 use super::{Outcome, connect, load_plan};
 use crate::config::plan::BadgeStatus;
-use crate::evaluate::awards_frame;
+use crate::evaluate::granted_awards_frame;
 use crate::sources::{self, SourceKind};
 use crate::store::{self, AwardKind, AwardSource};
 use anyhow::{Context, Result, anyhow, bail};
@@ -20,6 +20,9 @@ pub struct Opts {
     /// The badge to award.
     #[arg(long, value_name = "ID")]
     pub badge: String,
+    /// The grant of a repeating badge: a week (2026-W23), month (2026-06), year (2026) or item.
+    #[arg(long, value_name = "KEY")]
+    pub grant: Option<String>,
     #[command(flatten)]
     pub members: Members,
 }
@@ -57,7 +60,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
     let ids = opts.members.ids()?;
     let (db, store) = connect(&plan).await?;
-    let report = award(&plan, &db, &store, &opts.badge, &ids).await;
+    let report = award_grant(&plan, &db, &store, &opts.badge, opts.grant.as_deref(), &ids).await;
     super::disconnect(&db, &store).await;
     let report = report?;
     println!(
@@ -82,8 +85,22 @@ pub async fn award(
     badge_id: &str,
     ids: &[i64],
 ) -> Result<AwardReport> {
+    award_grant(plan, db, store, badge_id, None, ids).await
+}
+
+/// Awards `badge_id` by hand to the known members among `ids`: the grant `grant` of a
+/// repeating badge (required for one, refused for a badge earned once).
+pub async fn award_grant(
+    plan: &crate::config::plan::Plan,
+    db: &crate::db::Db,
+    store: &store::Store,
+    badge_id: &str,
+    grant: Option<&str>,
+    ids: &[i64],
+) -> Result<AwardReport> {
     let badge =
         plan.badge(badge_id).ok_or_else(|| anyhow!("--badge {badge_id}: no badge with that id in the config"))?;
+    let grant = badge.grant_of(grant).map_err(|e| anyhow!("--grant: {e}"))?;
     if badge.status == BadgeStatus::Disabled {
         bail!("badge '{badge_id}' is disabled: it cannot be earned by new members");
     }
@@ -97,10 +114,16 @@ pub async fn award(
     let members = member_ids(plan, db).await?;
     let wanted: BTreeSet<i64> = ids.iter().copied().collect();
     let (known, unknown): (Vec<i64>, Vec<i64>) = wanted.into_iter().partition(|id| members.contains(id));
-    let held: HashSet<i64> =
-        store.awards(std::slice::from_ref(&badge.id)).await?.into_iter().map(|a| a.user_id).collect();
+    let held: HashSet<i64> = store
+        .awards(std::slice::from_ref(&badge.id))
+        .await?
+        .into_iter()
+        .filter(|a| a.grant == grant)
+        .map(|a| a.user_id)
+        .collect();
     let (already_held, awarded): (Vec<i64>, Vec<i64>) = known.into_iter().partition(|id| held.contains(id));
-    let frame = awards_frame(vec![badge.id.clone(); awarded.len()], awarded.clone())?;
+    let frame =
+        granted_awards_frame(vec![badge.id.clone(); awarded.len()], awarded.clone(), vec![grant; awarded.len()])?;
     // Conflicts (a concurrent award of the same pair) are no-ops: the pair is held either way.
     let manual = AwardKind { source: AwardSource::Manual, notify: true };
     let now = Utc::now().trunc_subsecs(0);

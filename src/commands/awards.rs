@@ -87,10 +87,10 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
             }
         }
         _ => super::write_csv(
-            &["badge_id", "user_id", "awarded_at", "source"],
-            awards
-                .iter()
-                .map(|a| vec![a.badge_id.clone(), a.user_id.to_string(), a.awarded_at.clone(), a.source.clone()]),
+            &["badge_id", "user_id", "awarded_at", "source", "grant"],
+            awards.iter().map(|a| {
+                vec![a.badge_id.clone(), a.user_id.to_string(), a.awarded_at.clone(), a.source.clone(), a.grant.clone()]
+            }),
         )?,
     }
     Ok(Outcome::Success)
@@ -120,8 +120,11 @@ async fn export_open_badges(
         let emails = sources::load_member_emails(&db, &plan.sources).await?;
         let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
         let awards = store.award_records(&ids).await?;
-        let unsalted: Vec<(&str, i64)> =
-            awards.iter().filter(|a| a.salt.is_none()).map(|a| (a.badge_id.as_str(), a.user_id)).collect();
+        let unsalted: Vec<crate::store::AwardKey> = awards
+            .iter()
+            .filter(|a| a.salt.is_none())
+            .map(|a| (a.badge_id.as_str(), a.user_id, a.grant.as_str()))
+            .collect();
         if unsalted.is_empty() {
             return Ok::<_, anyhow::Error>((emails, awards));
         }

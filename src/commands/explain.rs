@@ -94,6 +94,7 @@ pub async fn explain(
     Ok(explained.map(|mut badges| {
         badges.extend(unavailable.into_iter().map(|(badge_id, message)| BadgeExplanation {
             badge_id,
+            grant: String::new(),
             qualifies: false,
             tree: NodeOutcome::Check(CheckOutcome {
                 label: format!("cannot be evaluated: {message}"),
@@ -105,14 +106,30 @@ pub async fn explain(
     }))
 }
 
-/// A held award and one explanation, looked up by badge id.
-type ByBadge<'a> = (BTreeMap<&'a str, &'a (StoredAward, Option<i64>)>, BTreeMap<&'a str, &'a BadgeExplanation>);
+/// Held awards and explanations, looked up by badge id and grant (empty for a badge earned
+/// once).
+type ByBadge<'a> =
+    (BTreeMap<(&'a str, &'a str), &'a (StoredAward, Option<i64>)>, BTreeMap<(&'a str, &'a str), &'a BadgeExplanation>);
 
-/// The member's awards and the explanations by badge id, for the renderers.
+/// The member's awards and the explanations by badge id and grant, for the renderers.
 fn by_badge<'a>(held: &'a [(StoredAward, Option<i64>)], explained: Option<&'a Vec<BadgeExplanation>>) -> ByBadge<'a> {
-    let held = held.iter().map(|h| (h.0.badge_id.as_str(), h)).collect();
-    let by_id = explained.map(|e| e.iter().map(|b| (b.badge_id.as_str(), b)).collect()).unwrap_or_default();
+    let held = held.iter().map(|h| ((h.0.badge_id.as_str(), h.0.grant.as_str()), h)).collect();
+    let by_id =
+        explained.map(|e| e.iter().map(|b| ((b.badge_id.as_str(), b.grant.as_str()), b)).collect()).unwrap_or_default();
     (held, by_id)
+}
+
+/// The grants of `badge` the member holds or has an explanation for, in order (the one empty
+/// grant for a badge earned once).
+fn grants_of<'a>(badge: &Badge, (held, by_id): &ByBadge<'a>) -> Vec<&'a str> {
+    if badge.repeat.is_none() {
+        return vec![""];
+    }
+    let id = badge.id.as_str();
+    let mut grants: Vec<&str> = held.keys().chain(by_id.keys()).filter(|(b, _)| *b == id).map(|(_, g)| *g).collect();
+    grants.sort_unstable();
+    grants.dedup();
+    grants
 }
 
 /// The explanation as text.
@@ -128,33 +145,56 @@ pub fn render(
     if explained.is_none() {
         out.push_str("  not a member at that instant: no such user_id in the users source, or created later\n");
     }
-    let (held, by_id) = by_badge(held, explained);
+    let lookup = by_badge(held, explained);
     for badge in badges {
-        out.push_str(&format!("\n{} ({}, {})\n", badge.id, badge.name, badge.status.as_str()));
-        match held.get(badge.id.as_str()) {
-            Some((award, run)) => {
-                let how = run.map_or_else(|| award.source.clone(), |r| format!("{}, run {r}", award.source));
-                out.push_str(&format!("  held since {} ({how})\n", award.awarded_at));
-            }
-            None => out.push_str("  not held\n"),
+        let repeats = badge.repeat.map(|r| format!(", earned once per {}", r.as_str())).unwrap_or_default();
+        out.push_str(&format!("\n{} ({}, {}{repeats})\n", badge.id, badge.name, badge.status.as_str()));
+        let since = badge.activity_since.map(|t| format!("  counts activity since {}\n", instant::format_utc(t)));
+        if badge.repeat.is_some()
+            && let Some(since) = &since
+        {
+            out.push_str(since);
         }
-        if let Some(since) = badge.activity_since {
-            out.push_str(&format!("  counts activity since {}\n", instant::format_utc(since)));
+        let grants = grants_of(badge, &lookup);
+        if grants.is_empty() {
+            out.push_str("  no grants yet: no period or item with activity\n");
         }
-        match (&badge.criterion, by_id.get(badge.id.as_str())) {
-            (Criterion::Manual, _) => out.push_str("  awarded by hand only\n"),
-            (Criterion::Formula { .. }, Some(explanation)) => {
-                write_node(&mut out, &explanation.tree, 1);
-                write_verdict(&mut out, explanation.qualifies);
-            }
-            (Criterion::Rule(_), Some(explanation)) => {
-                // A rule's checks stay a flat list: they all have to hold.
-                for check in explanation.checks() {
-                    write_check(&mut out, check, 1);
+        // A repeating badge's grants each get a heading, their checks one level deeper.
+        let depth = if badge.repeat.is_some() { 2 } else { 1 };
+        for grant in grants {
+            let pad = if badge.repeat.is_some() {
+                out.push_str(&format!("  {grant}\n"));
+                "    "
+            } else {
+                "  "
+            };
+            match lookup.0.get(&(badge.id.as_str(), grant)) {
+                Some((award, run)) => {
+                    let how = run.map_or_else(|| award.source.clone(), |r| format!("{}, run {r}", award.source));
+                    out.push_str(&format!("{pad}held since {} ({how})\n", award.awarded_at));
                 }
-                write_verdict(&mut out, explanation.qualifies);
+                None => out.push_str(&format!("{pad}not held\n")),
             }
-            (_, None) => {}
+            if badge.repeat.is_none()
+                && let Some(since) = &since
+            {
+                out.push_str(since);
+            }
+            match (&badge.criterion, lookup.1.get(&(badge.id.as_str(), grant))) {
+                (Criterion::Manual, _) => out.push_str(&format!("{pad}awarded by hand only\n")),
+                (Criterion::Formula { .. }, Some(explanation)) => {
+                    write_node(&mut out, &explanation.tree, depth);
+                    write_verdict(&mut out, pad, explanation.qualifies);
+                }
+                (Criterion::Rule(_), Some(explanation)) => {
+                    // A rule's checks stay a flat list: they all have to hold.
+                    for check in explanation.checks() {
+                        write_check(&mut out, check, depth);
+                    }
+                    write_verdict(&mut out, pad, explanation.qualifies);
+                }
+                (_, None) => {}
+            }
         }
     }
     out
@@ -193,8 +233,9 @@ fn write_check(out: &mut String, check: &CheckOutcome, depth: usize) {
     out.push('\n');
 }
 
-fn write_verdict(out: &mut String, qualifies: bool) {
-    out.push_str(if qualifies { "  → qualifies\n" } else { "  → does not qualify\n" });
+fn write_verdict(out: &mut String, pad: &str, qualifies: bool) {
+    out.push_str(pad);
+    out.push_str(if qualifies { "→ qualifies\n" } else { "→ does not qualify\n" });
 }
 
 /// The explanation as one JSON document: the member, the instant and one object per badge with
@@ -208,7 +249,22 @@ pub fn render_json(
     held: &[(StoredAward, Option<i64>)],
     explained: Option<&Vec<BadgeExplanation>>,
 ) -> serde_json::Value {
-    let (held, by_id) = by_badge(held, explained);
+    let lookup = by_badge(held, explained);
+    // One grant's fields: held (since, source, run), qualifies, tree.
+    let grant_fields = |object: &mut serde_json::Value, badge: &Badge, grant: &str| {
+        let held = lookup.0.get(&(badge.id.as_str(), grant));
+        object["held"] = held.is_some().into();
+        if let Some((award, run)) = held {
+            object["since"] = award.awarded_at.clone().into();
+            object["source"] = award.source.clone().into();
+            object["run"] = (*run).into();
+        }
+        let explanation = lookup.1.get(&(badge.id.as_str(), grant));
+        object["qualifies"] = explanation.is_some_and(|e| e.qualifies).into();
+        if let Some(explanation) = explanation {
+            object["tree"] = node_json(&explanation.tree);
+        }
+    };
     let badges: Vec<serde_json::Value> = badges
         .iter()
         .map(|badge| {
@@ -217,20 +273,26 @@ pub fn render_json(
                 "name": badge.name,
                 "status": badge.status.as_str(),
                 "criterion": badge.criterion.type_name(),
-                "held": held.contains_key(badge.id.as_str()),
             });
-            if let Some((award, run)) = held.get(badge.id.as_str()) {
-                object["since"] = award.awarded_at.clone().into();
-                object["source"] = award.source.clone().into();
-                object["run"] = (*run).into();
-            }
             if let Some(since) = badge.activity_since {
                 object["activity_since"] = instant::format_utc(since).into();
             }
-            let explanation = by_id.get(badge.id.as_str());
-            object["qualifies"] = explanation.is_some_and(|e| e.qualifies).into();
-            if let Some(explanation) = explanation {
-                object["tree"] = node_json(&explanation.tree);
+            match badge.repeat {
+                None => grant_fields(&mut object, badge, ""),
+                Some(repeat) => {
+                    let grants: Vec<serde_json::Value> = grants_of(badge, &lookup)
+                        .into_iter()
+                        .map(|grant| {
+                            let mut entry = serde_json::json!({ "grant": grant });
+                            grant_fields(&mut entry, badge, grant);
+                            entry
+                        })
+                        .collect();
+                    object["repeat"] = repeat.as_str().into();
+                    object["held"] = grants.iter().any(|g| g["held"] == true).into();
+                    object["qualifies"] = grants.iter().any(|g| g["qualifies"] == true).into();
+                    object["grants"] = grants.into();
+                }
             }
             object
         })

@@ -1,7 +1,9 @@
 //! `accolade outbox`: the notification outbox the host's mailer reads.
 //!
-//! One row per announced award: `deferred` (held back by `[notifications] max_per_run`),
-//! `pending` (the mailer should send it) or `sent` (the mailer sent it and said so).
+//! One row per announced grant and event (`awarded`; `revoked` and `restored` with
+//! `[notifications] on_revoke = "all"`): `deferred` (held back by `[notifications]
+//! max_per_run`), `pending` (the mailer should send it) or `sent` (the mailer sent it and said
+//! so).
 
 use super::{Outcome, connect, disconnect, load_plan, print_table};
 use anyhow::Result;
@@ -9,7 +11,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Opts {
-    /// table, or csv (header badge_id,user_id,created_at,state).
+    /// table, or csv (header badge_id,user_id,created_at,state,grant,event).
     #[arg(long, default_value = "table")]
     pub format: Format,
 }
@@ -28,12 +30,23 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let rows = rows?;
     match opts.format {
         Format::Csv => super::write_csv(
-            &["badge_id", "user_id", "created_at", "state"],
-            rows.iter().map(|r| vec![r.badge_id.clone(), r.user_id.to_string(), r.created_at.clone(), r.state.clone()]),
+            &["badge_id", "user_id", "created_at", "state", "grant", "event"],
+            rows.iter().map(|r| {
+                vec![
+                    r.badge_id.clone(),
+                    r.user_id.to_string(),
+                    r.created_at.clone(),
+                    r.state.clone(),
+                    r.grant.clone(),
+                    r.event.clone(),
+                ]
+            }),
         )?,
         Format::Table => print_table(
-            &["badge", "member", "created at", "state"],
-            rows.into_iter().map(|r| vec![r.badge_id, r.user_id.to_string(), r.created_at, r.state]).collect(),
+            &["badge", "member", "grant", "event", "created at", "state"],
+            rows.into_iter()
+                .map(|r| vec![r.badge_id, r.user_id.to_string(), r.grant, r.event, r.created_at, r.state])
+                .collect(),
         ),
     }
     Ok(Outcome::Success)

@@ -16,6 +16,9 @@ pub struct Opts {
     /// The badge to revoke.
     #[arg(long, value_name = "ID")]
     pub badge: String,
+    /// The grant of a repeating badge: a week (2026-W23), month (2026-06), year (2026) or item.
+    #[arg(long, value_name = "KEY")]
+    pub grant: Option<String>,
     #[command(flatten)]
     pub members: Members,
     /// Why (shown in Open Badges exports as the revocation reason).
@@ -28,9 +31,10 @@ pub struct Opts {
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
-    if plan.badge(&opts.badge).is_none() {
+    let Some(badge) = plan.badge(&opts.badge) else {
         bail!("--badge {}: no badge with that id in the config", opts.badge);
-    }
+    };
+    let grant = badge.grant_of(opts.grant.as_deref()).map_err(|e| anyhow::anyhow!("--grant: {e}"))?;
     let reason = opts.reason.as_deref().map(str::trim);
     if reason.is_some_and(str::is_empty) {
         bail!("--reason is empty: say why the badge is revoked");
@@ -39,7 +43,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let (db, store) = connect(&plan).await?;
     let report = async {
         store::migrate(&store).await?;
-        store.set_revoked(&opts.badge, &ids, reason, Utc::now().trunc_subsecs(0)).await
+        store.set_revoked(&opts.badge, &grant, &ids, reason, Utc::now().trunc_subsecs(0)).await
     }
     .await;
     super::disconnect(&db, &store).await;

@@ -68,6 +68,10 @@ pub struct BadgeReport {
     pub backfill: bool,
     /// New awards (inserted, or that would be inserted in a dry run).
     pub new_awards: u64,
+    /// Awards withdrawn because the criterion no longer holds (`revoke_when_unmet`).
+    pub revoked: u64,
+    /// Awards this badge's criterion withdrew earlier, given back because it holds again.
+    pub restored: u64,
     pub message: Option<String>,
 }
 
@@ -97,6 +101,14 @@ impl RunReport {
 
     pub fn total_new_awards(&self) -> u64 {
         self.badges.iter().map(|b| b.new_awards).sum()
+    }
+
+    pub fn total_revoked(&self) -> u64 {
+        self.badges.iter().map(|b| b.revoked).sum()
+    }
+
+    pub fn total_restored(&self) -> u64 {
+        self.badges.iter().map(|b| b.restored).sum()
     }
 }
 
@@ -248,7 +260,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
     };
     let kinds = award_kinds(plan, &reports);
     let stop = options.stop.as_deref();
-    let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds, stop };
+    let target = Target { plan, db, store, as_of, started, run_id, shard: options.shard, kinds: &kinds, stop };
     match evaluate_and_store(&target, &evaluated).await {
         Ok(evaluated) => {
             let stopped = evaluated.stopped;
@@ -327,6 +339,12 @@ fn apply(reports: &mut BTreeMap<String, BadgeReport>, evaluated: Evaluated) {
             report.new_awards = count;
         }
     }
+    for (badge_id, followed) in evaluated.followed {
+        if let Some(report) = reports.get_mut(&badge_id) {
+            report.revoked = followed.revoked;
+            report.restored = followed.restored;
+        }
+    }
     for (badge_id, message) in evaluated.failed {
         tracing::error!(badge = %badge_id, "{message}");
         if let Some(report) = reports.get_mut(&badge_id) {
@@ -361,8 +379,15 @@ async fn record_badges(
         if let Some(message) = &refusal {
             tracing::error!(badge = %badge.id, "{message}");
         }
-        let report =
-            BadgeReport { badge_id: badge.id.clone(), status, backfill: false, new_awards: 0, message: refusal };
+        let report = BadgeReport {
+            badge_id: badge.id.clone(),
+            status,
+            backfill: false,
+            new_awards: 0,
+            revoked: 0,
+            restored: 0,
+            message: refusal,
+        };
         reports.insert(badge.id.clone(), report);
     }
     Ok(reports)
@@ -374,6 +399,8 @@ struct Target<'a> {
     db: &'a Db,
     store: &'a Store,
     as_of: DateTime<Utc>,
+    /// When the run started: the time of its revocations.
+    started: DateTime<Utc>,
     run_id: Option<i64>,
     shard: Option<Shard>,
     kinds: &'a HashMap<String, AwardKind>,
@@ -384,6 +411,8 @@ struct Target<'a> {
 #[derive(Debug, Default)]
 struct Evaluated {
     counts: Vec<(String, u64)>,
+    /// What `revoke_when_unmet` did per badge.
+    followed: HashMap<String, store::Followed>,
     failed: Vec<(String, String)>,
     stopped: bool,
 }
@@ -425,12 +454,20 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let clock = std::time::Instant::now();
     let ctx = Context { as_of: target.as_of, timezone: target.plan.timezone };
     let ready: Vec<Badge> = ready.into_iter().cloned().collect();
+    // Badges whose awards follow their criteria: their qualifying members are kept as well.
+    let following: Vec<String> = ready.iter().filter(|b| b.revoke_when_unmet).map(|b| b.id.clone()).collect();
     let evaluating = crate::telemetry::phase("evaluating badges");
-    let new = crate::evaluate::on_evaluation_thread(move || -> Result<DataFrame> {
+    let wanted_following = following.clone();
+    let (new, qualifying) = crate::evaluate::on_evaluation_thread(move || -> Result<(DataFrame, DataFrame)> {
         let evaluation = Evaluation::prepare(ctx, ready.iter(), &snapshot)?;
         // The features hold what the predicates need: the sources can go before the filtering.
         drop(snapshot);
-        evaluation.new_awards(existing)
+        let qualifying = evaluation.qualifying()?;
+        let following = match wanted_following.is_empty() {
+            true => crate::evaluate::empty_awards(),
+            false => Evaluation::qualifying_of(&qualifying, &wanted_following)?,
+        };
+        Ok((evaluation.new_of(qualifying, existing)?, following))
     })
     .await?;
     drop(evaluating);
@@ -453,7 +490,20 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     };
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "wrote awards");
-    Ok(Evaluated { counts: inserted.counts, failed, stopped: inserted.stopped })
+    // Revocations by rule need a whole, real evaluation: never in a dry run, nor after a stop.
+    let followed = match (target.run_id, inserted.stopped) {
+        (Some(_), false) if !following.is_empty() => {
+            let announce = target.plan.notifications.on_revoke_all;
+            let followed =
+                target.store.follow_criteria(&following, &qualifying, target.shard, announce, target.started).await?;
+            let revoked: u64 = followed.values().map(|f| f.revoked).sum();
+            let restored: u64 = followed.values().map(|f| f.restored).sum();
+            tracing::info!(revoked, restored, "awards following their criteria");
+            followed
+        }
+        _ => HashMap::new(),
+    };
+    Ok(Evaluated { counts: inserted.counts, followed, failed, stopped: inserted.stopped })
 }
 
 fn count_per_badge(awards: &DataFrame) -> Result<Vec<(String, u64)>> {
@@ -475,6 +525,8 @@ fn outcomes(badges: &[BadgeReport]) -> Vec<BadgeOutcome> {
             badge_id: b.badge_id.clone(),
             outcome: b.status,
             awarded: b.new_awards,
+            revoked: b.revoked,
+            restored: b.restored,
             message: b.message.clone(),
         })
         .collect()
@@ -490,16 +542,35 @@ pub fn print_report(report: &RunReport) {
     let shard = report.shard.map(|s| format!(", shard {s}")).unwrap_or_default();
     println!("{what} as of {}{shard}", instant::format_utc(report.as_of));
     let header = if report.dry_run { "would award" } else { "new awards" };
+    // Revocation columns only when a badge follows its criterion.
+    let following = report.badges.iter().any(|b| b.revoked > 0 || b.restored > 0);
     let rows = report
         .badges
         .iter()
         .map(|b| {
             let status = if b.backfill { format!("{} (backfill)", b.status) } else { b.status.to_string() };
-            vec![b.badge_id.clone(), status, b.new_awards.to_string(), b.message.clone().unwrap_or_default()]
+            let mut row = vec![b.badge_id.clone(), status, b.new_awards.to_string()];
+            if following {
+                row.extend([b.revoked.to_string(), b.restored.to_string()]);
+            }
+            row.push(b.message.clone().unwrap_or_default());
+            row
         })
         .collect();
-    print_table(&["badge", "status", header, "note"], rows);
+    let mut headers = vec!["badge", "status", header];
+    if following {
+        headers.extend(["revoked", "restored"]);
+    }
+    headers.push("note");
+    print_table(&headers, rows);
     println!("{} new awards", report.total_new_awards());
+    if following {
+        println!(
+            "{} awards revoked (criteria no longer met), {} restored",
+            report.total_revoked(),
+            report.total_restored()
+        );
+    }
     if report.stopped {
         println!("stopped on request after the transaction in flight; the next run inserts the rest");
     }

@@ -90,6 +90,9 @@ pub struct NotificationsSection {
     pub on_backfill: Option<String>,
     /// At most this many notifications are released to the mailer per run.
     pub max_per_run: Option<u64>,
+    /// Whether revocations and restorations by `revoke_when_unmet` are announced: "none"
+    /// (default) or "all".
+    pub on_revoke: Option<String>,
 }
 
 /// Where the config comes from: the explicit path, the environment, or the default file.

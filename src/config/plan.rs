@@ -72,6 +72,8 @@ pub fn wanted<'a>(badges: impl IntoIterator<Item = &'a Badge>) -> Wanted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Notifications {
     pub on_backfill: OnBackfill,
+    /// Announce revocations (and restorations) by `revoke_when_unmet`.
+    pub on_revoke_all: bool,
     /// Release at most this many notifications to the mailer per run (all when `None`).
     pub max_per_run: Option<u64>,
 }
@@ -111,6 +113,98 @@ pub struct Badge {
     pub description: Option<String>,
     /// How it is earned, in words (Open Badges criteria `narrative`); generated if not written.
     pub criteria: Option<String>,
+    /// Earned once per period or item (`repeat`); `None`: once per member.
+    pub repeat: Option<Repeat>,
+    /// At most this many grants per member (`max_grants`, with `repeat`).
+    pub max_grants: Option<u32>,
+    /// A run over every member withdraws the rule's awards of members who no longer meet the
+    /// criterion, and gives them back when they meet it again.
+    pub revoke_when_unmet: bool,
+    /// The badge is one level of a badge with `levels`.
+    pub level: Option<Level>,
+}
+
+/// How often a badge may be earned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Repeat {
+    /// Once per ISO week (from Monday 00:00 local): grant `2026-W23`.
+    Week,
+    /// Once per calendar month: grant `2026-06`.
+    Month,
+    /// Once per calendar year: grant `2026`.
+    Year,
+    /// Once per distinct `item` of the criterion's event source: the grant is the item.
+    Item,
+}
+
+impl Repeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Repeat::Week => "week",
+            Repeat::Month => "month",
+            Repeat::Year => "year",
+            Repeat::Item => "item",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Repeat> {
+        [Repeat::Week, Repeat::Month, Repeat::Year, Repeat::Item].into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// Whether `grant` names a grant of this kind: `2026-W23` (weeks 01 to 53), `2026-06`,
+    /// `2026`, or any item id that is not empty.
+    pub fn check_grant(self, grant: &str) -> Result<(), String> {
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let ok = match self {
+            Repeat::Week => grant.split_once("-W").is_some_and(|(y, w)| {
+                digits(y, 4) && digits(w, 2) && (1..=53).contains(&w.parse::<u32>().unwrap_or(0))
+            }),
+            Repeat::Month => grant.split_once('-').is_some_and(|(y, m)| {
+                digits(y, 4) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0))
+            }),
+            Repeat::Year => digits(grant, 4),
+            Repeat::Item => !grant.trim().is_empty() && grant.len() <= 191,
+        };
+        let example = match self {
+            Repeat::Week => "an ISO week such as 2026-W23",
+            Repeat::Month => "a month such as 2026-06",
+            Repeat::Year => "a year such as 2026",
+            Repeat::Item => "an item id (1 to 191 bytes)",
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("'{grant}' is not a grant of a badge repeating per {}: expected {example}", self.as_str()))
+        }
+    }
+}
+
+impl Badge {
+    /// The grant a manual award or revocation names: none for a badge earned once, and one
+    /// (checked) for a repeating badge.
+    pub fn grant_of(&self, grant: Option<&str>) -> Result<String, String> {
+        match (self.repeat, grant) {
+            (None, None) => Ok(String::new()),
+            (None, Some(_)) => Err(format!("badge '{}' is earned once: it has no grants; remove --grant", self.id)),
+            (Some(repeat), None) => {
+                Err(format!("badge '{}' is earned once per {}: name the grant with --grant", self.id, repeat.as_str()))
+            }
+            (Some(repeat), Some(grant)) => repeat.check_grant(grant).map(|()| grant.to_string()),
+        }
+    }
+}
+
+/// Where a level badge belongs: its badge's id and name, the measure, and the level's threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Level {
+    /// The id and name of the badge with `levels` (`commenter`).
+    pub badge_id: String,
+    pub badge_name: String,
+    /// The measure as written (`count(posts, kind = 'comment')`).
+    pub measure: String,
+    /// The level's position, lowest first, and its threshold.
+    pub index: usize,
+    pub min: f64,
 }
 
 impl Badge {
@@ -160,7 +254,11 @@ impl Badge {
     pub fn criterion_fingerprint(&self) -> String {
         let since =
             self.activity_since.map(|t| format!(" activity_since={}", instant::format_utc(t))).unwrap_or_default();
-        format!("{}{since}", self.criterion.canonical())
+        // Repetition changes what is awarded: it is part of the rule (and absent, as before,
+        // for badges earned once).
+        let repeat = self.repeat.map(|r| format!(" repeat={}", r.as_str())).unwrap_or_default();
+        let cap = self.max_grants.map(|n| format!(" max_grants={n}")).unwrap_or_default();
+        format!("{}{since}{repeat}{cap}", self.criterion.canonical())
     }
 }
 
@@ -260,6 +358,26 @@ struct RawBadge {
     manual: bool,
     description: Option<String>,
     criteria: Option<String>,
+    repeat: Option<String>,
+    max_grants: Option<u32>,
+    #[serde(default)]
+    revoke_when_unmet: bool,
+    measure: Option<String>,
+    levels: Option<Vec<RawLevel>>,
+}
+
+/// One entry of a badge's `levels`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLevel {
+    id: String,
+    name: String,
+    min: toml::Value,
+    #[serde(default)]
+    points: i64,
+    image: Option<String>,
+    description: Option<String>,
+    criteria: Option<String>,
 }
 
 /// Compiles a raw config into a plan, or reports every problem in it.
@@ -289,7 +407,15 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             OnBackfill::None
         }
     };
-    let notifications = Notifications { on_backfill, max_per_run: raw.notifications.max_per_run };
+    let on_revoke_all = match raw.notifications.on_revoke.as_deref() {
+        None | Some("none") => false,
+        Some("all") => true,
+        Some(other) => {
+            errors.push(format!("[notifications] on_revoke = '{other}': expected \"none\" or \"all\""));
+            false
+        }
+    };
+    let notifications = Notifications { on_backfill, on_revoke_all, max_per_run: raw.notifications.max_per_run };
     if let Some(Err(e)) = raw.evaluation.schedule.as_deref().map(crate::cron::parse_schedule) {
         errors.push(format!("[evaluation] schedule {e}"));
     }
@@ -309,19 +435,22 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
     for (index, table) in raw.badges.into_iter().enumerate() {
         let label = badge_label(&table, index);
         match compile_badge(table, &timezone, &events) {
-            Ok(badge) => {
-                if !seen.insert(badge.id.clone()) {
-                    errors.push(format!("{label}: the id is used by another badge; ids must be unique"));
-                }
-                for kind in badge.sources() {
-                    if !sources.contains_key(&kind) {
-                        errors.push(format!(
-                            "{label} ({}) needs source '{kind}', which [sources] does not define",
-                            badge.criterion.type_name()
-                        ));
+            Ok(compiled) => {
+                for badge in compiled {
+                    let label = format!("badge '{}'", badge.id);
+                    if !seen.insert(badge.id.clone()) {
+                        errors.push(format!("{label}: the id is used by another badge; ids must be unique"));
                     }
+                    for kind in badge.sources() {
+                        if !sources.contains_key(&kind) {
+                            errors.push(format!(
+                                "{label} ({}) needs source '{kind}', which [sources] does not define",
+                                badge.criterion.type_name()
+                            ));
+                        }
+                    }
+                    badges.push(badge);
                 }
-                badges.push(badge);
             }
             Err(problems) => errors.extend(problems.into_iter().map(|p| format!("{label}: {p}"))),
         }
@@ -415,18 +544,49 @@ fn badge_label(table: &toml::Table, index: usize) -> String {
     }
 }
 
-fn compile_badge(table: toml::Table, timezone: &Tz, events: &BTreeSet<String>) -> Result<Badge, Vec<String>> {
-    let raw: RawBadge = toml::Value::Table(table.clone())
+/// Whether `id` may name a badge (or a level: `commenter.bronze`).
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        // Ids name files and URLs of Open Badges exports: "." and ".." would step out of them.
+        && id.chars().any(|c| c.is_ascii_alphanumeric())
+}
+
+/// One `[[badges]]` table: one badge, or one per level of a badge with `levels`.
+fn compile_badge(table: toml::Table, timezone: &Tz, events: &BTreeSet<String>) -> Result<Vec<Badge>, Vec<String>> {
+    let mut raw: RawBadge = toml::Value::Table(table.clone())
         .try_into()
         .map_err(|e: toml::de::Error| vec![in_users_words(e.message().trim_end(), &table)])?;
     let mut problems = Vec::new();
-    if raw.id.is_empty()
-        || raw.id.len() > 100
-        || !raw.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        // Ids name files and URLs of Open Badges exports: "." and ".." would step out of them.
-        || !raw.id.chars().any(|c| c.is_ascii_alphanumeric())
-    {
+    if !valid_id(&raw.id) {
         problems.push("the id must be 1 to 100 letters, digits, '-', '_' and '.', with a letter or digit".to_string());
+    }
+    if let Some(levels) = raw.levels.take() {
+        return compile_levels(raw, levels, timezone, events, problems);
+    }
+    if raw.measure.is_some() {
+        problems.push("measure is the measure of levels: add levels = [{ id, name, min }, ...], or use formula".into());
+    }
+    let repeat = match raw.repeat.as_deref() {
+        None => None,
+        Some(text) => Repeat::parse(text).or_else(|| {
+            problems.push(format!("repeat = '{text}': expected \"week\", \"month\", \"year\" or \"item\""));
+            None
+        }),
+    };
+    if raw.max_grants.is_some() && raw.repeat.is_none() {
+        problems.push("max_grants caps the grants of a repeating badge: add repeat, or remove max_grants".into());
+    }
+    if raw.max_grants == Some(0) {
+        problems.push("max_grants must be at least 1".into());
+    }
+    if raw.revoke_when_unmet && raw.repeat.is_some() {
+        problems.push(
+            "revoke_when_unmet cannot be used with repeat: a grant of a past period or item stays earned; \
+             remove one of them"
+                .into(),
+        );
     }
     if raw.name.trim().is_empty() {
         problems.push("the name is empty".to_string());
@@ -448,8 +608,14 @@ fn compile_badge(table: toml::Table, timezone: &Tz, events: &BTreeSet<String>) -
             None
         }
     };
+    if let (Some(repeat), Some(criterion)) = (repeat, &criterion) {
+        problems.extend(repeat_problems(criterion, repeat));
+    }
+    if raw.revoke_when_unmet && matches!(criterion, Some(Criterion::Manual)) {
+        problems.push("revoke_when_unmet needs a rule or formula: a manual badge is never revoked by a run".into());
+    }
     match criterion {
-        Some(criterion) if problems.is_empty() => Ok(Badge {
+        Some(criterion) if problems.is_empty() => Ok(vec![Badge {
             id: raw.id,
             name: raw.name,
             image: raw.image,
@@ -460,9 +626,136 @@ fn compile_badge(table: toml::Table, timezone: &Tz, events: &BTreeSet<String>) -
             criterion,
             description: raw.description,
             criteria: raw.criteria,
-        }),
+            repeat,
+            max_grants: raw.max_grants,
+            revoke_when_unmet: raw.revoke_when_unmet,
+            level: None,
+        }]),
         _ => Err(problems),
     }
+}
+
+/// Why a criterion cannot repeat: every event aggregate must count one period's (or item's)
+/// rows, and at least one must.
+fn repeat_problems(criterion: &Criterion, repeat: Repeat) -> Vec<String> {
+    match criterion {
+        Criterion::Manual => Vec::new(),
+        Criterion::Formula { tree, .. } => formula::compile::repeat_problems(tree, repeat == Repeat::Item),
+        Criterion::Rule(Rule::PostsSent { .. }) => Vec::new(),
+        Criterion::Rule(Rule::SocialConnections { .. }) => vec![format!(
+            "repeat = \"{}\": rule social_connections counts a best week or month across the member's history, \
+             not one period's or item's rows; use formula = \"count(connections) >= N\"",
+            repeat.as_str()
+        )],
+        Criterion::Rule(rule) => vec![format!(
+            "repeat = \"{}\": rule {} reads no events, so no period or item could be counted; \
+             a repeating badge needs an event aggregate such as count(posts)",
+            repeat.as_str(),
+            rule.type_name()
+        )],
+    }
+}
+
+/// The badges of a `[[badges]]` table with `measure` and `levels`: `ID.LEVEL` for each level,
+/// earned when the measure reaches the level's `min`.
+fn compile_levels(
+    raw: RawBadge,
+    levels: Vec<RawLevel>,
+    timezone: &Tz,
+    events: &BTreeSet<String>,
+    mut problems: Vec<String>,
+) -> Result<Vec<Badge>, Vec<String>> {
+    if raw.rule.is_some() || raw.formula.is_some() || raw.manual {
+        problems.push("a badge with levels is earned by its measure: remove rule, formula or manual".into());
+    }
+    if raw.repeat.is_some() || raw.max_grants.is_some() {
+        problems.push("a badge with levels cannot repeat: remove repeat and max_grants".into());
+    }
+    if levels.is_empty() {
+        problems.push("levels is empty: give at least one { id, name, min }".into());
+    }
+    let Some(measure) = raw.measure.clone() else {
+        problems.push("levels need a measure, e.g. measure = \"count(posts, kind = 'comment')\"".into());
+        return Err(problems);
+    };
+    let activity_since = raw.activity_since.as_deref().and_then(|text| {
+        instant::parse_date_literal(text, timezone).map_err(|e| problems.push(format!("activity_since: {e}"))).ok()
+    });
+    let mut badges = Vec::new();
+    let mut previous: Option<f64> = None;
+    let mut ids = HashSet::new();
+    for (index, level) in levels.into_iter().enumerate() {
+        let at = format!("levels[{index}] ('{}')", level.id);
+        if !valid_id(&level.id) || level.id.contains('.') {
+            problems.push(format!("{at}: a level id is 1 to 100 letters, digits, '-' and '_'"));
+        }
+        if !ids.insert(level.id.clone()) {
+            problems.push(format!("{at}: another level has this id"));
+        }
+        if level.name.trim().is_empty() {
+            problems.push(format!("{at}: the name is empty"));
+        }
+        let min = match &level.min {
+            toml::Value::Integer(n) => Some(*n as f64),
+            toml::Value::Float(x) if x.is_finite() => Some(*x),
+            other => {
+                problems.push(format!("{at}: min = {other}: expected a number"));
+                None
+            }
+        };
+        let Some(min) = min else { continue };
+        if let Some(before) = previous
+            && min <= before
+        {
+            problems.push(format!(
+                "{at}: min = {min} is not above the previous level's {before}; thresholds must increase"
+            ));
+        }
+        previous = Some(min);
+        let text = format!("{measure} >= {min}");
+        let mut formula_problems = Vec::new();
+        let Some(criterion) = compile_formula(text, timezone, events, &mut formula_problems) else {
+            problems.extend(formula_problems.into_iter().map(|p| format!("measure >= min of {at}: {p}")));
+            continue;
+        };
+        let one_measure = match &criterion {
+            Criterion::Formula { tree: formula::Formula::Clause(clause), .. } => formula::compile::is_measure(clause),
+            _ => false,
+        };
+        if !one_measure {
+            problems.push(format!(
+                "measure = \"{measure}\" is not a number to compare (an aggregate, metric.NAME, setting.KEY or \
+                 user.NAME)"
+            ));
+            break;
+        }
+        badges.push(Badge {
+            id: format!("{}.{}", raw.id, level.id),
+            name: level.name,
+            image: level.image.or_else(|| raw.image.clone()),
+            points: level.points,
+            status: raw.status,
+            hidden_until_earned: raw.hidden_until_earned,
+            activity_since,
+            criterion,
+            description: level.description.or_else(|| raw.description.clone()),
+            criteria: level.criteria,
+            repeat: None,
+            max_grants: None,
+            revoke_when_unmet: raw.revoke_when_unmet,
+            level: Some(Level {
+                badge_id: raw.id.clone(),
+                badge_name: raw.name.clone(),
+                measure: measure.clone(),
+                index,
+                min,
+            }),
+        });
+    }
+    if raw.name.trim().is_empty() {
+        problems.push("the name is empty".to_string());
+    }
+    if problems.is_empty() { Ok(badges) } else { Err(problems) }
 }
 
 /// serde's message for a badge value of the wrong shape, in the config's words: the key that

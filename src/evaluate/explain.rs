@@ -6,6 +6,7 @@
 //! the evaluation timezone, "no connections yet", "never").
 
 use super::{Bucket, CheckTree, Evaluation, ShowAs};
+use crate::config::plan::Repeat;
 use crate::instant::{self, date_from_days};
 use anyhow::{Result, anyhow};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
@@ -67,6 +68,9 @@ impl NodeOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadgeOutcome {
     pub badge_id: String,
+    /// The grant explained, for a repeating badge (one outcome per grant the member has rows
+    /// for); empty for a badge earned once.
+    pub grant: String,
     pub qualifies: bool,
     /// The criterion's tree: one check for a rule, the formula's structure for a formula.
     pub tree: NodeOutcome,
@@ -111,6 +115,8 @@ impl Columns<'_> {
 struct Row<'a> {
     evaluation: &'a Evaluation,
     frame: &'a DataFrame,
+    /// The member's row (of a repeating badge's frame: one of the member's grants).
+    row: usize,
     user_id: i64,
     prefix: String,
     next: usize,
@@ -120,7 +126,7 @@ impl Row<'_> {
     fn get(&self, name: &str) -> Result<AnyValue<'static>> {
         let failed = |e: PolarsError| anyhow!("explaining member {}: {e}", self.user_id);
         let column = self.frame.column(name).map_err(failed)?;
-        Ok(column.get(0).map_err(failed)?.into_static())
+        Ok(column.get(self.row).map_err(failed)?.into_static())
     }
 
     fn outcome(&mut self, tree: &CheckTree) -> Result<NodeOutcome> {
@@ -152,24 +158,48 @@ impl Evaluation {
     /// Explains every compiled badge for `user_id`; `None` if the id is not a member as of
     /// the evaluation instant.
     pub fn explain(&self, user_id: i64) -> Result<Option<Vec<BadgeOutcome>>> {
-        let row = self.features.clone().lazy().filter(col("user_id").eq(lit(user_id)));
-        let mut exprs = Vec::new();
-        for (b, compiled) in self.compiled.iter().enumerate() {
-            Columns { prefix: format!("b{b}"), next: 0, exprs: &mut exprs }.add(&compiled.tree);
-        }
-        if exprs.is_empty() {
-            return Ok(Some(Vec::new()));
-        }
-        let frame = row.select(exprs).collect().map_err(|e| anyhow!("explaining member {user_id}: {e}"))?;
-        if frame.height() == 0 {
-            return Ok(None);
-        }
+        let failed = |e: PolarsError| anyhow!("explaining member {user_id}: {e}");
         let mut outcomes = Vec::new();
-        for (b, compiled) in self.compiled.iter().enumerate() {
-            let mut row = Row { evaluation: self, frame: &frame, user_id, prefix: format!("b{b}"), next: 0 };
-            // The root node's expression is the badge's whole predicate, as in a run.
-            let tree = row.outcome(&compiled.tree)?;
-            outcomes.push(BadgeOutcome { badge_id: compiled.badge_id.clone(), qualifies: tree.pass(), tree });
+        for (p, part) in self.parts.iter().enumerate() {
+            let rows = part.features.clone().lazy().filter(col("user_id").eq(lit(user_id)));
+            let mut exprs = match part.grant {
+                None => vec![lit("").alias("grant")],
+                Some(_) => vec![col("grant").cast(DataType::String)],
+            };
+            for (b, compiled) in part.compiled.iter().enumerate() {
+                Columns { prefix: format!("b{b}"), next: 0, exprs: &mut exprs }.add(&compiled.tree);
+            }
+            let frame = rows.select(exprs).collect().map_err(failed)?;
+            // The member frame (the first part) tells a member from an unknown id.
+            if p == 0 && frame.height() == 0 {
+                return Ok(None);
+            }
+            let grants: Vec<String> = frame
+                .column("grant")
+                .and_then(|c| c.str().cloned())
+                .map_err(failed)?
+                .iter()
+                .map(|g| match (part.grant, g) {
+                    (Some(repeat), Some(key)) if repeat != Repeat::Item => {
+                        key.parse::<i64>().map_or_else(|_| key.to_string(), |k| super::grant_text(repeat, k))
+                    }
+                    (_, g) => g.unwrap_or_default().to_string(),
+                })
+                .collect();
+            for (b, compiled) in part.compiled.iter().enumerate() {
+                for (row, grant) in grants.iter().enumerate() {
+                    let mut reader =
+                        Row { evaluation: self, frame: &frame, row, user_id, prefix: format!("b{b}"), next: 0 };
+                    // The root node's expression is the badge's whole predicate, as in a run.
+                    let tree = reader.outcome(&compiled.tree)?;
+                    outcomes.push(BadgeOutcome {
+                        badge_id: compiled.badge_id.clone(),
+                        grant: grant.clone(),
+                        qualifies: tree.pass(),
+                        tree,
+                    });
+                }
+            }
         }
         Ok(Some(outcomes))
     }

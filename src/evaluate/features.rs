@@ -7,6 +7,7 @@
 //! computed once per run however many badges and clauses use them.
 
 use super::{Context, TrainingState};
+use crate::config::plan::Repeat;
 use crate::instant::CalendarSpan;
 use crate::sources::{Snapshot, SourceKind};
 use anyhow::{Result, anyhow};
@@ -196,15 +197,49 @@ pub fn monday_of_week_number(week: i64) -> i64 {
 }
 
 /// The features one evaluation needs, each with its column name in the feature frame.
+///
+/// A set for badges that repeat (`grant`) has one row per member and grant instead of one per
+/// member: event aggregates count only the rows of that period or item, every other feature is
+/// the member's at the evaluation instant.
 #[derive(Debug)]
 pub struct FeatureSet {
     ctx: Context,
     columns: BTreeMap<Feature, String>,
+    grant: Option<Repeat>,
+}
+
+/// The text of a period grant's key: a week's Monday (local days since 1970-01-01) as
+/// `2026-W23` (ISO week-year and week), a month (`year * 12 + month - 1`) as `2026-06`, a year
+/// as `2026`.
+pub fn grant_text(repeat: Repeat, key: i64) -> String {
+    match repeat {
+        Repeat::Week => {
+            use chrono::Datelike;
+            let monday = chrono::NaiveDate::default().checked_add_signed(chrono::Duration::days(key));
+            match monday {
+                Some(day) => format!("{}-W{:02}", day.iso_week().year(), day.iso_week().week()),
+                None => key.to_string(),
+            }
+        }
+        Repeat::Month => format!("{:04}-{:02}", key.div_euclid(12), key.rem_euclid(12) + 1),
+        Repeat::Year => format!("{key:04}"),
+        Repeat::Item => key.to_string(),
+    }
 }
 
 impl FeatureSet {
     pub fn new(ctx: Context) -> Self {
-        FeatureSet { ctx, columns: BTreeMap::new() }
+        FeatureSet { ctx, columns: BTreeMap::new(), grant: None }
+    }
+
+    /// A set whose rows are (member, grant) for badges that repeat by `repeat`.
+    pub fn granted(ctx: Context, repeat: Repeat) -> Self {
+        FeatureSet { ctx, columns: BTreeMap::new(), grant: Some(repeat) }
+    }
+
+    /// How the set's rows are granted (`None`: one row per member).
+    pub fn grant(&self) -> Option<Repeat> {
+        self.grant
     }
 
     pub fn context(&self) -> &Context {
@@ -266,16 +301,35 @@ impl FeatureSet {
     /// number of features.
     pub fn build(&self, snapshot: &Snapshot) -> Result<DataFrame> {
         let failed = |e: PolarsError| anyhow!("computing member features: {e}");
-        let members =
-            self.members(snapshot)?.sort(["user_id"], SortMultipleOptions::default()).collect().map_err(failed)?;
-        let ids = members.select(["user_id"]).map_err(failed)?;
+        let members = match self.grant {
+            None => self.members(snapshot)?.sort(["user_id"], SortMultipleOptions::default()),
+            Some(_) => self.members(snapshot)?.join(
+                self.grants(snapshot)?,
+                [col("user_id")],
+                [col("user_id")],
+                JoinArgs::new(JoinType::Inner),
+            ),
+        };
+        let members = match self.grant {
+            None => members,
+            Some(_) => members.sort(["user_id", "grant_at", "grant"], SortMultipleOptions::default()),
+        }
+        .collect()
+        .map_err(failed)?;
+        let keys: &[&str] = if self.grant.is_some() { &["user_id", "grant"] } else { &["user_id"] };
+        let ids = members.select(keys.iter().copied()).map_err(failed)?;
         let mut columns = Vec::with_capacity(self.columns.len());
         let mut keyed = Keyed::new();
         for (feature, name) in &self.columns {
             let clock = std::time::Instant::now();
-            let values = self
-                .compute(feature, snapshot, &mut keyed)?
-                .select([col("user_id"), col("value").alias(name.as_str())]);
+            // Event aggregates of a granted set are per (member, grant); the rest per member.
+            let on: Vec<Expr> = match (self.grant, feature) {
+                (Some(_), Feature::Event(_)) => vec![col("user_id"), col("grant")],
+                _ => vec![col("user_id")],
+            };
+            let mut picked = on.clone();
+            picked.push(col("value").alias(name.as_str()));
+            let values = self.compute(feature, snapshot, &mut keyed)?.select(picked);
             let mut value = col(name.as_str());
             if let Some(missing) = feature.missing_value() {
                 value = value.fill_null(missing);
@@ -285,7 +339,7 @@ impl FeatureSet {
             let aligned = ids
                 .clone()
                 .lazy()
-                .join(values, [col("user_id")], [col("user_id")], keep_order)
+                .join(values, on.clone(), on, keep_order)
                 .select([value])
                 .collect()
                 .map_err(|e| anyhow!("computing feature {feature:?}: {e}"))?;
@@ -332,6 +386,28 @@ impl FeatureSet {
             .unique(Some(cols(["user_id"])), UniqueKeepStrategy::First))
     }
 
+    /// The grants members may earn: `(user_id, grant, grant_at)` for every period or item with
+    /// at least one row that an event aggregate of the set reads, `grant_at` its first row (µs).
+    fn grants(&self, snapshot: &Snapshot) -> Result<LazyFrame> {
+        let mut rows = Vec::new();
+        for feature in self.columns.keys() {
+            if let Feature::Event(aggregate) = feature {
+                rows.push(self.events(snapshot, aggregate)?.select([
+                    col("user_id"),
+                    col("grant"),
+                    micros(col("created_at")).alias("at"),
+                ]));
+            }
+        }
+        if rows.is_empty() {
+            return Err(anyhow!("a repeating badge reads no events"));
+        }
+        Ok(concat(rows, UnionArgs::default())
+            .map_err(|e| anyhow!("collecting grants: {e}"))?
+            .group_by([col("user_id"), col("grant")])
+            .agg([col("at").min().alias("grant_at")]))
+    }
+
     /// Rows of an event source up to the evaluation instant (and from `from`).
     fn activity(&self, snapshot: &Snapshot, kind: SourceKind, from: Option<i64>) -> Result<LazyFrame> {
         let frame = snapshot.frame(kind).ok_or_else(|| anyhow!("the {kind} source was not loaded"))?;
@@ -343,39 +419,57 @@ impl FeatureSet {
         Ok(frame.clone().lazy().filter(keep))
     }
 
-    /// The rows an aggregate reads: its source's, in its window, of its kinds.
+    /// The rows an aggregate reads: its source's, in its window, of its kinds; in a granted set
+    /// with each row's `grant` (rows without an item have none and are left out).
     fn events(&self, snapshot: &Snapshot, aggregate: &Aggregate) -> Result<LazyFrame> {
         let rows = self.activity(snapshot, aggregate.source, aggregate.from)?;
-        Ok(match &aggregate.kinds {
+        let rows = match &aggregate.kinds {
             None => rows,
             Some(kinds) => {
                 let any = kinds.iter().map(|k| col("kind").eq(lit(k.as_str()))).reduce(Expr::or).unwrap_or(lit(false));
                 rows.filter(any.fill_null(lit(false)))
             }
-        })
+        };
+        let grant = match self.grant {
+            None => return Ok(rows),
+            Some(Repeat::Item) => col("item"),
+            Some(Repeat::Week) => self.local_keys(snapshot, aggregate.source, DayKey::Week)?,
+            Some(Repeat::Month) => self.local_keys(snapshot, aggregate.source, DayKey::Month)?,
+            Some(Repeat::Year) => self.local_keys(snapshot, aggregate.source, DayKey::Month)?.floor_div(lit(12i64)),
+        };
+        Ok(rows.with_column(grant.alias("grant")).filter(col("grant").is_not_null()))
     }
 
     /// A frame `(user_id, value)` for one feature.
     fn compute(&self, feature: &Feature, snapshot: &Snapshot, keyed: &mut Keyed) -> Result<LazyFrame> {
         let per_user = |lf: LazyFrame, value: Expr| lf.group_by([col("user_id")]).agg([value.alias("value")]);
+        // An event aggregate of a granted set is per member and grant.
+        let per_event_key = |lf: LazyFrame, value: Expr| match self.grant {
+            None => per_user(lf, value),
+            Some(_) => lf.group_by([col("user_id"), col("grant")]).agg([value.alias("value")]),
+        };
+        let event_keys = || match self.grant {
+            None => vec![col("user_id")],
+            Some(_) => vec![col("user_id"), col("grant")],
+        };
         Ok(match feature {
             Feature::Event(aggregate) => {
                 let rows = self.events(snapshot, aggregate)?;
                 match aggregate.agg {
-                    Agg::Count => per_user(rows, len().cast(DataType::Int64)),
-                    Agg::Distinct => {
-                        per_user(rows.filter(col("item").is_not_null()), col("item").n_unique().cast(DataType::Int64))
-                    }
-                    Agg::Sum => per_user(rows, exact_sum(col("value").fill_null(lit(0.0f64)))),
+                    Agg::Count => per_event_key(rows, len().cast(DataType::Int64)),
+                    Agg::Distinct => per_event_key(
+                        rows.filter(col("item").is_not_null()),
+                        col("item").n_unique().cast(DataType::Int64),
+                    ),
+                    Agg::Sum => per_event_key(rows, exact_sum(col("value").fill_null(lit(0.0f64)))),
                     Agg::ActiveDays => {
                         let day = self.local_keys(snapshot, aggregate.source, DayKey::Day)?;
-                        per_user(
-                            rows.select([col("user_id"), day.alias("day")]),
-                            col("day").n_unique().cast(DataType::Int64),
-                        )
+                        let mut picked = event_keys();
+                        picked.push(day.alias("day"));
+                        per_event_key(rows.select(picked), col("day").n_unique().cast(DataType::Int64))
                     }
-                    Agg::First => per_user(rows, micros(col("created_at")).min()),
-                    Agg::Last => per_user(rows, micros(col("created_at")).max()),
+                    Agg::First => per_event_key(rows, micros(col("created_at")).min()),
+                    Agg::Last => per_event_key(rows, micros(col("created_at")).max()),
                     _ => self.keyed(snapshot, aggregate, keyed)?.select([col("user_id"), col("best").alias("value")]),
                 }
             }

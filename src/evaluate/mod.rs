@@ -8,9 +8,9 @@ mod explain;
 mod features;
 
 pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome, NodeOutcome};
-pub use features::{Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, monday_of_week_number};
+pub use features::{Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, grant_text, monday_of_week_number};
 
-use crate::config::plan::{Badge, Criterion};
+use crate::config::plan::{Badge, Criterion, Repeat};
 use crate::instant;
 use crate::sources::Snapshot;
 use anyhow::{Result, anyhow};
@@ -296,71 +296,194 @@ pub async fn on_evaluation_thread<T: Send + 'static>(work: impl FnOnce() -> Resu
     rx.await.map_err(|_| anyhow!("the evaluation thread stopped unexpectedly"))?
 }
 
-/// The feature frame of a snapshot and the compiled badges evaluated on it.
-pub struct Evaluation {
-    pub ctx: Context,
+/// Badges evaluated on one feature frame: the badges earned once on the member frame, or the
+/// badges repeating one way on its (member, grant) frame.
+pub struct Part {
+    pub grant: Option<Repeat>,
+    /// One row per member, or per member and grant (with `grant` and `grant_at`), sorted by
+    /// member then by the grant's first row.
     pub features: DataFrame,
     pub compiled: Vec<Compiled>,
 }
 
+/// The feature frames of a snapshot and the compiled badges evaluated on them.
+pub struct Evaluation {
+    pub ctx: Context,
+    pub parts: Vec<Part>,
+    /// `max_grants` of the badges that have one.
+    caps: Vec<(String, u32)>,
+}
+
 impl Evaluation {
-    /// Compiles `badges`, computes the features they need once, and keeps the frame.
+    /// Compiles `badges`, computes the features they need once per way of granting, and keeps
+    /// the frames.
     pub fn prepare<'a>(ctx: Context, badges: impl IntoIterator<Item = &'a Badge>, snapshot: &Snapshot) -> Result<Self> {
-        let mut features = FeatureSet::new(ctx);
-        let compiled: Vec<Compiled> = badges.into_iter().filter_map(|b| compile(b, &mut features)).collect();
-        let frame = features.build(snapshot)?;
-        Ok(Evaluation { ctx, features: frame, compiled })
+        // The member frame is always built (explain tells a member from an unknown id by it).
+        let mut sets: Vec<(Option<Repeat>, FeatureSet, Vec<Compiled>)> = vec![(None, FeatureSet::new(ctx), Vec::new())];
+        let mut caps = Vec::new();
+        for badge in badges {
+            if let Some(cap) = badge.max_grants {
+                caps.push((badge.id.clone(), cap));
+            }
+            let at = match sets.iter().position(|(grant, _, _)| *grant == badge.repeat) {
+                Some(at) => at,
+                None => {
+                    let set = match badge.repeat {
+                        None => FeatureSet::new(ctx),
+                        Some(repeat) => FeatureSet::granted(ctx, repeat),
+                    };
+                    sets.push((badge.repeat, set, Vec::new()));
+                    sets.len() - 1
+                }
+            };
+            let (_, set, compiled) = &mut sets[at];
+            if let Some(c) = compile(badge, set) {
+                compiled.push(c);
+            }
+        }
+        let mut parts = Vec::new();
+        for (grant, set, compiled) in sets {
+            parts.push(Part { grant, features: set.build(snapshot)?, compiled });
+        }
+        Ok(Evaluation { ctx, parts, caps })
     }
 
-    /// Every (badge_id, user_id) whose criterion holds, grouped by badge in config order, each
-    /// badge's members in id order.
+    /// Every (badge_id, user_id, grant) whose criterion holds, grouped by badge, each badge's
+    /// members in id order (and a member's grants in the order of their first rows).
     pub fn qualifying(&self) -> Result<DataFrame> {
-        let per_badge: Vec<LazyFrame> = self
-            .compiled
-            .iter()
-            .map(|c| {
-                self.features
-                    .clone()
-                    .lazy()
-                    .filter(c.tree.pass().clone())
-                    .select([lit(c.badge_id.as_str()).alias("badge_id"), col("user_id")])
-            })
-            .collect();
+        let mut per_badge: Vec<LazyFrame> = Vec::new();
+        for part in &self.parts {
+            for c in &part.compiled {
+                let held = part.features.clone().lazy().filter(c.tree.pass().clone());
+                let grant = match part.grant {
+                    None => lit(""),
+                    Some(_) => col("grant"),
+                };
+                per_badge.push(held.select([
+                    lit(c.badge_id.as_str()).alias("badge_id"),
+                    col("user_id"),
+                    grant.cast(DataType::String).alias("grant"),
+                ]));
+                if let Some(repeat) = part.grant
+                    && repeat != Repeat::Item
+                {
+                    let last = per_badge.len() - 1;
+                    per_badge[last] = self.period_texts(per_badge[last].clone(), repeat, &part.features)?;
+                }
+            }
+        }
         if per_badge.is_empty() {
             return Ok(empty_awards());
         }
-        // The union keeps the badges in config order, each one's members in id order (the
-        // feature frame is sorted by id): grouped by badge, with no sort on the badge text.
+        // The union keeps the badges together, each one's members in id order (the feature
+        // frames are sorted by id): grouped by badge, with no sort on the badge text.
         concat(per_badge, UnionArgs::default())
             .and_then(LazyFrame::collect)
             .map_err(|e| anyhow!("evaluating badge criteria: {e}"))
     }
 
-    /// The qualifying pairs minus those already awarded (`existing` has `badge_id`, `user_id`),
-    /// in the same order.
-    pub fn new_awards(&self, existing: DataFrame) -> Result<DataFrame> {
-        let qualifying = self.qualifying()?;
+    /// The rows of `qualifying` of these badges.
+    pub fn qualifying_of(qualifying: &DataFrame, badge_ids: &[String]) -> Result<DataFrame> {
+        let ids = Column::new("badge_id".into(), badge_ids);
+        let wanted = DataFrame::new(badge_ids.len(), vec![ids]).map_err(|e| anyhow!("selecting badges: {e}"))?;
         qualifying
+            .clone()
             .lazy()
-            .join(
-                existing.lazy(),
-                [col("badge_id"), col("user_id")],
-                [col("badge_id"), col("user_id")],
-                JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Anti) },
-            )
+            .semi_join(wanted.lazy(), col("badge_id"), col("badge_id"))
             .collect()
-            .map_err(|e| anyhow!("removing existing awards: {e}"))
+            .map_err(|e| anyhow!("selecting badges: {e}"))
+    }
+
+    /// `held` with its period keys (`grant`, as numbers in text) written as grant texts
+    /// (`2026-W23`): each distinct period of the frame is written once and joined back.
+    fn period_texts(&self, held: LazyFrame, repeat: Repeat, frame: &DataFrame) -> Result<LazyFrame> {
+        let failed = |e: PolarsError| anyhow!("naming grants: {e}");
+        let keys = frame.column("grant").map_err(failed)?.unique().map_err(failed)?;
+        let keys = keys.i64().map_err(failed)?;
+        let numbers: Vec<String> = keys.iter().flatten().map(|k| k.to_string()).collect();
+        let texts: Vec<String> = keys.iter().flatten().map(|k| grant_text(repeat, k)).collect();
+        let names = DataFrame::new(
+            numbers.len(),
+            vec![Column::new("grant".into(), numbers), Column::new("text".into(), texts)],
+        )
+        .map_err(failed)?;
+        let keep_order = JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) };
+        Ok(held.join(names.lazy(), [col("grant")], [col("grant")], keep_order).select([
+            col("badge_id"),
+            col("user_id"),
+            col("text").alias("grant"),
+        ]))
+    }
+
+    /// The qualifying grants minus those already awarded (`existing` has `badge_id`, `user_id`
+    /// and `grant`), in the same order; of a badge with `max_grants`, only as many of a member's
+    /// new grants (the earliest) as the cap leaves beside the grants held.
+    pub fn new_awards(&self, existing: DataFrame) -> Result<DataFrame> {
+        self.new_of(self.qualifying()?, existing)
+    }
+
+    /// [`Evaluation::new_awards`] of already computed qualifying grants.
+    pub fn new_of(&self, qualifying: DataFrame, existing: DataFrame) -> Result<DataFrame> {
+        let keys = [col("badge_id"), col("user_id"), col("grant")];
+        let keep_order = |how| JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(how) };
+        let new = qualifying.lazy().join(existing.clone().lazy(), keys.clone(), keys, keep_order(JoinType::Anti));
+        let new = match self.caps.is_empty() {
+            true => new,
+            false => {
+                let failed = |e: PolarsError| anyhow!("capping grants: {e}");
+                let (ids, caps): (Vec<String>, Vec<i64>) =
+                    self.caps.iter().map(|(id, cap)| (id.clone(), i64::from(*cap))).unzip();
+                let caps = DataFrame::new(
+                    ids.len(),
+                    vec![Column::new("badge_id".into(), ids), Column::new("cap".into(), caps)],
+                )
+                .map_err(failed)?;
+                let held = existing
+                    .lazy()
+                    .group_by([col("badge_id"), col("user_id")])
+                    .agg([len().cast(DataType::Int64).alias("held")]);
+                let rank = col("user_id")
+                    .cum_count(false)
+                    .over([col("badge_id"), col("user_id")])
+                    .map_err(failed)?
+                    .cast(DataType::Int64);
+                new.join(caps.lazy(), [col("badge_id")], [col("badge_id")], keep_order(JoinType::Left))
+                    .join(
+                        held,
+                        [col("badge_id"), col("user_id")],
+                        [col("badge_id"), col("user_id")],
+                        keep_order(JoinType::Left),
+                    )
+                    .filter(col("cap").is_null().or((rank + col("held").fill_null(lit(0i64))).lt_eq(col("cap"))))
+                    .select([col("badge_id"), col("user_id"), col("grant")])
+            }
+        };
+        new.collect().map_err(|e| anyhow!("removing existing awards: {e}"))
     }
 }
 
-/// An empty `(badge_id, user_id)` frame.
+/// An empty `(badge_id, user_id, grant)` frame.
 pub fn empty_awards() -> DataFrame {
-    awards_frame(Vec::new(), Vec::new()).unwrap_or_default()
+    granted_awards_frame(Vec::new(), Vec::new(), Vec::new()).unwrap_or_default()
 }
 
-/// A `(badge_id, user_id)` frame from two equally long vectors.
+/// A `(badge_id, user_id, grant)` frame of awards of badges earned once (the empty grant) from
+/// two equally long vectors.
 pub fn awards_frame(badge_ids: Vec<String>, user_ids: Vec<i64>) -> Result<DataFrame> {
+    let grants = vec![String::new(); user_ids.len()];
+    granted_awards_frame(badge_ids, user_ids, grants)
+}
+
+/// A `(badge_id, user_id, grant)` frame from three equally long vectors.
+pub fn granted_awards_frame(badge_ids: Vec<String>, user_ids: Vec<i64>, grants: Vec<String>) -> Result<DataFrame> {
     let height = user_ids.len();
-    DataFrame::new(height, vec![Column::new("badge_id".into(), badge_ids), Column::new("user_id".into(), user_ids)])
-        .map_err(|e| anyhow!("building an awards frame: {e}"))
+    DataFrame::new(
+        height,
+        vec![
+            Column::new("badge_id".into(), badge_ids),
+            Column::new("user_id".into(), user_ids),
+            Column::new("grant".into(), grants),
+        ],
+    )
+    .map_err(|e| anyhow!("building an awards frame: {e}"))
 }

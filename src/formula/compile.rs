@@ -153,6 +153,82 @@ fn builtin_misuse(name: &Spanned<String>) -> Option<FormulaError> {
     })
 }
 
+/// Whether a clause compares one number of the member with a threshold (a measure of levels,
+/// and what `progress` reports).
+pub fn is_measure(clause: &Clause) -> bool {
+    match clause {
+        Clause::Aggregate { .. }
+        | Clause::Metric { .. }
+        | Clause::MaxConsecutiveLogins { .. }
+        | Clause::SettingNumber { .. } => true,
+        Clause::Attribute { value, .. } => matches!(value, AttributeValue::Number(_)),
+        _ => false,
+    }
+}
+
+/// Why a formula cannot be the criterion of a repeating badge (`repeat`; `item` when it repeats
+/// per item): each event aggregate must count only the rows of one period or item, so windows,
+/// best periods and streaks cannot take part; at least one event aggregate must; per item, all
+/// must read one source.
+pub fn repeat_problems(tree: &Formula, item: bool) -> Vec<String> {
+    let mode = if item { "item" } else { "a period" };
+    let mut problems = Vec::new();
+    let mut sources = BTreeSet::new();
+    for clause in tree.clauses() {
+        match clause {
+            Clause::Metric { name, .. } => match metric_source(&name.value) {
+                SourceKind::Posts | SourceKind::Connections | SourceKind::Logins => {
+                    sources.insert(metric_source(&name.value));
+                }
+                _ => {}
+            },
+            Clause::SigninDate { .. } => {
+                sources.insert(SourceKind::Logins);
+            }
+            Clause::MaxConsecutiveLogins { .. } => problems.push(format!(
+                "repeat: setting.user.max_consecutive_logins is a streak across the member's history, not a \
+                 count of {mode}'s rows"
+            )),
+            Clause::Aggregate { agg, source, filters, .. } | Clause::EventDate { agg, source, filters, .. } => {
+                if agg.bucket().is_some() {
+                    problems.push(format!(
+                        "repeat: {}({}) spans periods (a best period or a streak), so it cannot count only \
+                         {mode}'s rows; use count, distinct, sum, active_days, first or last",
+                        agg.name(),
+                        source.value
+                    ));
+                } else if filters.iter().any(|f| matches!(f, Filter::Within(_))) {
+                    problems.push(format!(
+                        "repeat: {}({}, within = ...) counts a window that slides across periods; each grant \
+                         already counts only {mode}'s rows, so remove within",
+                        agg.name(),
+                        source.value
+                    ));
+                }
+                sources.insert(event_source(&source.value));
+            }
+            _ => {}
+        }
+    }
+    if sources.is_empty() && problems.is_empty() {
+        problems.push(
+            "repeat: the formula reads no events, so no period or item could be counted; a repeating badge \
+             needs an event aggregate such as count(posts)"
+                .to_string(),
+        );
+    }
+    if item && sources.len() > 1 {
+        let names: Vec<&str> = sources.iter().map(|s| s.name()).collect();
+        problems.push(format!(
+            "repeat = \"item\": the formula reads events of {} sources ({}); per item, every aggregate must \
+             read one and the same source",
+            sources.len(),
+            names.join(", ")
+        ));
+    }
+    problems
+}
+
 /// The sources a formula reads besides `users`.
 pub fn sources(tree: &Formula) -> BTreeSet<SourceKind> {
     tree.clauses()

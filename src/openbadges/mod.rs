@@ -84,10 +84,18 @@ impl Site {
         }
     }
 
-    pub fn award_url(&self, version: Version, badge_id: &str, user_id: i64) -> Result<Url> {
+    /// The assertion or credential of one grant: `…/{badge}/{member}.json` for a badge earned
+    /// once, `…/{badge}/{member}-{grant}.json` for a grant of a repeating badge (the grant's
+    /// characters other than letters, digits, '-' and '_' written `~XX`, so any item id makes
+    /// one file name and one URL path segment).
+    pub fn award_url(&self, version: Version, badge_id: &str, user_id: i64, grant: &str) -> Result<Url> {
+        let name = match grant {
+            "" => user_id.to_string(),
+            grant => format!("{user_id}-{}", file_safe(grant)),
+        };
         match version {
-            Version::V2 => self.url(&format!("assertions/{badge_id}/{user_id}.json")),
-            Version::V3 => self.url(&format!("credentials/{badge_id}/{user_id}.json")),
+            Version::V2 => self.url(&format!("assertions/{badge_id}/{name}.json")),
+            Version::V3 => self.url(&format!("credentials/{badge_id}/{name}.json")),
         }
     }
 
@@ -178,7 +186,7 @@ impl Site {
             anyhow!("award of badge '{}' to member {} has no recipient salt", award.badge_id, award.user_id)
         })?;
         let identity = identity_hash(email, salt);
-        let id = self.award_url(version, &badge.id, award.user_id)?;
+        let id = self.award_url(version, &badge.id, award.user_id, &award.grant)?;
         let issued = timestamp(award.awarded_at);
         let mut doc = match version {
             Version::V2 => json!({
@@ -235,6 +243,18 @@ impl Site {
             "revokedCredentials": entries,
         }))
     }
+}
+
+/// `text` with every byte other than ASCII letters, digits, '-' and '_' written `~XX` (hex).
+fn file_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => out.push(byte as char),
+            other => out.push_str(&format!("~{other:02X}")),
+        }
+    }
+    out
 }
 
 /// RFC 3339 in UTC, whole seconds, `Z`.
@@ -322,7 +342,7 @@ pub fn write_export(
             }
         };
         let document = site.award_document(version, badge, badge_document, award, email)?;
-        let url = site.award_url(version, &badge.id, award.user_id)?;
+        let url = site.award_url(version, &badge.id, award.user_id, &award.grant)?;
         write(&url, None, &json(&document)?)?;
         if let (Version::V3, Some(signer)) = (version, signer) {
             write(&url, Some("jwt"), signer.sign_credential(&document, award.awarded_at)?.as_bytes())?;

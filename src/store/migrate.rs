@@ -45,6 +45,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../sql/postgres/0004_awards_key.sql"),
         mysql: include_str!("../../sql/mysql/0004_awards_key.sql"),
     },
+    Migration {
+        version: 5,
+        name: "grants",
+        sqlite: include_str!("../../sql/sqlite/0005_grants.sql"),
+        postgres: include_str!("../../sql/postgres/0005_grants.sql"),
+        mysql: include_str!("../../sql/mysql/0005_grants.sql"),
+    },
 ];
 
 impl Migration {
@@ -149,7 +156,8 @@ mod tests {
                         "DROP VIEW",
                         "DROP INDEX",
                         "DROP TABLE accolade_",
-                        "INSERT INTO accolade_"
+                        "INSERT INTO accolade_",
+                        "UPDATE accolade_"
                     ]
                     .iter()
                     .any(|k| s.starts_with(k))),

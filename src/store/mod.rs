@@ -11,7 +11,7 @@ mod outbox;
 mod postgres;
 mod recipients;
 
-pub use recipients::{AwardRecord, DailyAwards, RevocationReport};
+pub use recipients::{AwardRecord, CRITERIA_NO_LONGER_MET, DailyAwards, Followed, RevocationReport};
 
 pub use postgres::COPY_AWARDS_PER_TRANSACTION;
 
@@ -22,12 +22,12 @@ pub use migrate::{migrate, migrate_until};
 
 use crate::config::plan::{Badge, BadgeStatus};
 use crate::db::{Db, Dialect};
-use crate::evaluate::awards_frame;
+use crate::evaluate::granted_awards_frame;
 use crate::instant::format_utc;
 use crate::with_pool;
 use anyhow::{Context, Result, anyhow};
 use chrono::{DateTime, Utc};
-use polars::prelude::DataFrame;
+use polars::prelude::{Column, DataFrame};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,6 +115,9 @@ pub struct StoredAward {
     /// RFC 3339, UTC.
     pub awarded_at: String,
     pub source: String,
+    /// The grant of a repeating badge (`2026-W23`, `2026-06`, `2026`, or an item); empty for a
+    /// badge earned once.
+    pub grant: String,
 }
 
 /// What happened to one badge in a run.
@@ -123,6 +126,8 @@ pub struct BadgeOutcome {
     pub badge_id: String,
     pub outcome: &'static str,
     pub awarded: u64,
+    pub revoked: u64,
+    pub restored: u64,
     pub message: Option<String>,
 }
 
@@ -276,20 +281,21 @@ impl Store {
         }
     }
 
-    /// The existing awards of these badges as a `(badge_id, user_id)` frame.
+    /// The existing awards of these badges as a `(badge_id, user_id, grant)` frame.
     pub async fn existing_awards(&self, badge_ids: &[String]) -> Result<DataFrame> {
         if let Db::Postgres(pool) = &self.db {
             return match self.is_migrated().await? {
                 true => postgres::existing_awards(pool, badge_ids).await,
-                false => awards_frame(Vec::new(), Vec::new()),
+                false => granted_awards_frame(Vec::new(), Vec::new(), Vec::new()),
             };
         }
         let mut badges = Vec::new();
         let mut users = Vec::new();
+        let mut grants = Vec::new();
         if self.is_migrated().await? {
             for chunk in badge_ids.chunks(INSERT_BATCH_ROWS) {
                 with_pool!(&self.db, pool => {
-                    let mut query = QueryBuilder::new("SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN (");
+                    let mut query = QueryBuilder::new("SELECT badge_id, user_id, grant_key FROM accolade_awards WHERE badge_id IN (");
                     let mut list = query.separated(", ");
                     for id in chunk {
                         list.push_bind(id);
@@ -299,11 +305,12 @@ impl Store {
                     for row in rows {
                         badges.push(row.try_get::<String, _>(0)?);
                         users.push(row.try_get::<i64, _>(1)?);
+                        grants.push(row.try_get::<String, _>(2)?);
                     }
                 })
             }
         }
-        awards_frame(badges, users)
+        granted_awards_frame(badges, users, grants)
     }
 
     /// Inserts awards `(badge_id, user_id)` that do not exist yet, and queues the announced
@@ -327,13 +334,22 @@ impl Store {
     ) -> Result<Inserted> {
         let badge_ids = awards.column("badge_id").and_then(|c| c.str().cloned())?;
         let user_ids = awards.column("user_id").and_then(|c| c.i64().cloned())?;
-        let mut rows: Vec<(&str, i64)> = badge_ids
+        // A frame without grants (badges earned once) has the empty grant throughout.
+        let grants = match awards.column("grant") {
+            Ok(column) => column.str()?.clone(),
+            Err(_) => Column::new("grant".into(), vec![""; awards.height()]).str()?.clone(),
+        };
+        let mut rows: Vec<AwardKey> = badge_ids
             .iter()
             .zip(user_ids.iter())
-            .map(|(b, u)| b.zip(u).ok_or_else(|| anyhow!("an award without badge or member")))
+            .zip(grants.iter())
+            .map(|((b, u), g)| match (b, u) {
+                (Some(b), Some(u)) => Ok((b, u, g.unwrap_or(""))),
+                _ => Err(anyhow!("an award without badge or member")),
+            })
             .collect::<Result<_>>()?;
         let badges = badge_order(&rows);
-        rows.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)));
+        rows.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(b.0)).then_with(|| a.2.cmp(b.2)));
         let kind_of = |badge: &str| kinds.get(badge).copied().unwrap_or(default);
         let (per_badge, stopped) = match &self.db {
             Db::Postgres(pool) => postgres::insert_awards(pool, &rows, awarded_at, kind_of, run_id, stop).await?,
@@ -347,7 +363,7 @@ impl Store {
     /// [`AWARDS_PER_TRANSACTION`] per transaction; new awards per badge, and whether it stopped.
     async fn insert_in_statements<'a>(
         &self,
-        rows: &[(&'a str, i64)],
+        rows: &[AwardKey<'a>],
         awarded_at: DateTime<Utc>,
         kind_of: impl Fn(&str) -> AwardKind,
         run_id: Option<i64>,
@@ -377,12 +393,12 @@ impl Store {
     /// transaction, and nothing of it is kept).
     async fn append_chunk(
         &self,
-        chunk: &[(&str, i64)],
+        chunk: &[AwardKey<'_>],
         awarded_at: DateTime<Utc>,
         kind_of: &impl Fn(&str) -> AwardKind,
         run_id: Option<i64>,
     ) -> Result<(), sqlx::Error> {
-        let announced: Vec<(&str, i64)> = chunk.iter().filter(|(badge, _)| kind_of(badge).notify).copied().collect();
+        let announced: Vec<AwardKey> = chunk.iter().filter(|(badge, _, _)| kind_of(badge).notify).copied().collect();
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             for batch in chunk.chunks(INSERT_BATCH_ROWS) {
@@ -391,9 +407,9 @@ impl Store {
                 query.build().execute(&mut *tx).await?;
             }
             for batch in announced.chunks(INSERT_BATCH_ROWS) {
-                let mut query = QueryBuilder::new("INSERT INTO accolade_outbox (badge_id, user_id, created_at, state) ");
-                query.push_values(batch, |mut row, (badge, user)| {
-                    row.push_bind(*badge).push_bind(*user).push_bind(awarded_at).push_bind("deferred");
+                let mut query = QueryBuilder::new(format!("INSERT INTO {OUTBOX_COLUMNS} "));
+                query.push_values(batch, |mut row, (badge, user, grant)| {
+                    row.push_bind(*badge).push_bind(*user).push_bind(*grant).push_bind(awarded_at).push_bind("deferred");
                 });
                 query.build().execute(&mut *tx).await?;
             }
@@ -405,7 +421,7 @@ impl Store {
     /// inserts, one statement per badge so that each counts its own new awards.
     async fn insert_skipping_existing<'a>(
         &self,
-        chunk: &[(&'a str, i64)],
+        chunk: &[AwardKey<'a>],
         awarded_at: DateTime<Utc>,
         kind_of: &impl Fn(&str) -> AwardKind,
         run_id: Option<i64>,
@@ -414,7 +430,7 @@ impl Store {
         by_badge.sort_unstable();
         let head = self.insert_head(AWARD_COLUMNS);
         let suffix = self.conflict_suffix();
-        let queue_head = self.insert_head("accolade_outbox (badge_id, user_id, created_at, state)");
+        let queue_head = self.insert_head(OUTBOX_COLUMNS);
         let mut counts = Vec::new();
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await.context("starting an awards transaction")?;
@@ -432,11 +448,11 @@ impl Store {
                     // another writer stored was queued by that writer.
                     if kind.notify {
                         let mut queue = QueryBuilder::new(queue_head.as_str());
-                        queue.push("SELECT badge_id, user_id, ").push_bind(awarded_at);
+                        queue.push("SELECT badge_id, user_id, grant_key, ").push_bind(awarded_at);
                         queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
                         queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
                         let mut list = queue.separated(", ");
-                        for (_, user) in group {
+                        for (_, user, _) in group {
                             list.push_bind(*user);
                         }
                         queue.push(")").push(suffix);
@@ -519,7 +535,8 @@ impl Store {
             "UPDATE accolade_runs SET finished_at = ?, outcome = ?, awards_total = ?, message = ? WHERE run_id = ?",
         );
         let insert = self.sql(
-            "INSERT INTO accolade_run_badges (run_id, badge_id, outcome, awarded, message) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO accolade_run_badges (run_id, badge_id, outcome, awarded, message, revoked, restored) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         );
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -538,6 +555,8 @@ impl Store {
                     .bind(badge.outcome)
                     .bind(badge.awarded as i64)
                     .bind(&badge.message)
+                    .bind(badge.revoked as i64)
+                    .bind(badge.restored as i64)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -561,7 +580,7 @@ impl Store {
             return Ok(Vec::new());
         }
         with_pool!(&self.db, pool => {
-            let mut query = QueryBuilder::new("SELECT badge_id, user_id, awarded_at, source, run_id FROM accolade_awards WHERE 1 = 1");
+            let mut query = QueryBuilder::new("SELECT badge_id, user_id, awarded_at, source, run_id, grant_key FROM accolade_awards WHERE 1 = 1");
             if !badge_ids.is_empty() {
                 query.push(" AND badge_id IN (");
                 let mut list = query.separated(", ");
@@ -573,7 +592,7 @@ impl Store {
             if let Some(user_id) = user_id {
                 query.push(" AND user_id = ").push_bind(user_id);
             }
-            query.push(" ORDER BY badge_id, user_id");
+            query.push(" ORDER BY badge_id, user_id, grant_key");
             let rows = query.build().fetch_all(pool).await.context("reading awards")?;
             rows.iter()
                 .map(|r| {
@@ -582,6 +601,7 @@ impl Store {
                         user_id: r.try_get(1)?,
                         awarded_at: format_utc(r.try_get::<DateTime<Utc>, _>(2)?),
                         source: r.try_get(3)?,
+                        grant: r.try_get(5)?,
                     };
                     Ok((award, r.try_get(4)?))
                 })
@@ -591,18 +611,25 @@ impl Store {
     }
 }
 
+/// An award's key: badge, member and grant (empty for a badge earned once).
+pub type AwardKey<'a> = (&'a str, i64, &'a str);
+
 /// The table and columns award rows are inserted into.
-const AWARD_COLUMNS: &str = "accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify)";
+const AWARD_COLUMNS: &str = "accolade_awards (badge_id, user_id, grant_key, awarded_at, source, run_id, notify)";
+
+/// The table and columns announced awards are queued into.
+const OUTBOX_COLUMNS: &str = "accolade_outbox (badge_id, user_id, grant_key, created_at, state)";
 
 /// Pushes `VALUES` of award rows `(badge, member)` onto an insert of [`AWARD_COLUMNS`], each
 /// with its badge's source and notify flag (a macro: each database's query builder is its own
 /// type).
 macro_rules! award_values {
     ($query:expr, $rows:expr, $awarded_at:expr, $run_id:expr, $kind_of:expr) => {
-        $query.push_values($rows, |mut row, (badge, user)| {
+        $query.push_values($rows, |mut row, (badge, user, grant)| {
             let kind = $kind_of(badge);
             row.push_bind(*badge)
                 .push_bind(*user)
+                .push_bind(*grant)
                 .push_bind($awarded_at)
                 .push_bind(kind.source.as_str())
                 .push_bind($run_id)
@@ -613,14 +640,14 @@ macro_rules! award_values {
 use award_values;
 
 /// The badges of `rows` in the order they first appear.
-fn badge_order<'a>(rows: &[(&'a str, i64)]) -> Vec<&'a str> {
+fn badge_order<'a>(rows: &[AwardKey<'a>]) -> Vec<&'a str> {
     let mut seen = std::collections::HashSet::new();
-    rows.iter().map(|(badge, _)| *badge).filter(|badge| seen.insert(*badge)).collect()
+    rows.iter().map(|(badge, _, _)| *badge).filter(|badge| seen.insert(*badge)).collect()
 }
 
 /// Adds each badge's rows in `rows` to `per_badge`.
-fn count_rows<'a>(rows: &[(&'a str, i64)], per_badge: &mut HashMap<&'a str, u64>) {
-    for (badge, _) in rows {
+fn count_rows<'a>(rows: &[AwardKey<'a>], per_badge: &mut HashMap<&'a str, u64>) {
+    for (badge, _, _) in rows {
         *per_badge.entry(badge).or_default() += 1;
     }
 }

@@ -24,6 +24,10 @@ pub struct OutboxRow {
     pub user_id: i64,
     pub created_at: String,
     pub state: String,
+    /// The grant announced (empty for a badge earned once).
+    pub grant: String,
+    /// `awarded`, or with `[notifications] on_revoke = "all"` `revoked` or `restored`.
+    pub event: String,
 }
 
 /// A leaderboard line.
@@ -69,21 +73,23 @@ impl Store {
     pub async fn release_notifications(&self, max: Option<u64>, now: DateTime<Utc>) -> Result<u64> {
         let limit = max.map_or(String::new(), |n| format!(" LIMIT {n}"));
         let select = self.sql(&format!(
-            "SELECT badge_id, user_id FROM accolade_outbox WHERE state = 'deferred' \
-             ORDER BY created_at, badge_id, user_id{limit}"
+            "SELECT badge_id, user_id, grant_key, event FROM accolade_outbox WHERE state = 'deferred' \
+             ORDER BY created_at, badge_id, user_id, grant_key, event{limit}"
         ));
-        let keys: Vec<(String, i64)> = with_pool!(self.db(), pool => sqlx::query_as(select).fetch_all(pool).await)
-            .context("reading the outbox")?;
+        let keys: Vec<(String, i64, String, String)> =
+            with_pool!(self.db(), pool => sqlx::query_as(select).fetch_all(pool).await)
+                .context("reading the outbox")?;
         let mut released = 0;
         for chunk in keys.chunks(RELEASE_BATCH) {
             released += with_pool!(self.db(), pool => {
                 let mut update = QueryBuilder::new("UPDATE accolade_outbox SET state = 'pending', queued_at = ");
                 update.push_bind(now).push(" WHERE state = 'deferred' AND (");
-                for (i, (badge, user)) in chunk.iter().enumerate() {
+                for (i, (badge, user, grant, event)) in chunk.iter().enumerate() {
                     if i > 0 {
                         update.push(" OR ");
                     }
-                    update.push("(badge_id = ").push_bind(badge).push(" AND user_id = ").push_bind(*user).push(")");
+                    update.push("(badge_id = ").push_bind(badge).push(" AND user_id = ").push_bind(*user);
+                    update.push(" AND grant_key = ").push_bind(grant).push(" AND event = ").push_bind(event).push(")");
                 }
                 update.push(")");
                 update.build().execute(pool).await.map(|r| r.rows_affected())
@@ -98,8 +104,8 @@ impl Store {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let sql =
-            "SELECT badge_id, user_id, created_at, state FROM accolade_outbox ORDER BY created_at, badge_id, user_id";
+        let sql = "SELECT badge_id, user_id, created_at, state, grant_key, event FROM accolade_outbox \
+             ORDER BY created_at, badge_id, user_id, grant_key, event";
         with_pool!(self.db(), pool => {
             let rows = sqlx::query(sql).fetch_all(pool).await.context("reading the outbox")?;
             rows.iter()
@@ -109,6 +115,8 @@ impl Store {
                         user_id: r.try_get(1)?,
                         created_at: format_utc(r.try_get::<DateTime<Utc>, _>(2)?),
                         state: r.try_get(3)?,
+                        grant: r.try_get(4)?,
+                        event: r.try_get(5)?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()

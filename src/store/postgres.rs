@@ -2,8 +2,8 @@
 //! primary-key order (falling back to a staging table and `ON CONFLICT DO NOTHING` only when
 //! another writer raced the run), and binary COPY out, instead of multi-row statements.
 
-use super::{AwardKind, count_rows, is_unique_violation};
-use crate::evaluate::awards_frame;
+use super::{AwardKey, AwardKind, count_rows, is_unique_violation};
+use crate::evaluate::granted_awards_frame;
 use crate::sources::copy::{Wire, copy_out};
 use crate::sources::decode::ColumnBuilder;
 use crate::sources::{ColumnSpec, ColumnType};
@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 const STAGING: &str = "CREATE TEMP TABLE IF NOT EXISTS accolade_staging \
-     (badge_id TEXT NOT NULL, user_id BIGINT NOT NULL, source TEXT NOT NULL, notify BOOLEAN NOT NULL) \
+     (badge_id TEXT NOT NULL, user_id BIGINT NOT NULL, grant_key TEXT NOT NULL, source TEXT NOT NULL, notify BOOLEAN NOT NULL) \
      ON COMMIT DELETE ROWS";
 
 /// Awards committed per transaction through COPY: larger than the statement path's, since a
@@ -33,15 +33,15 @@ const WRITERS: usize = 2;
 /// (each session holds its staging table); new awards per badge, and whether it stopped.
 pub async fn insert_awards<'a>(
     pool: &PgPool,
-    rows: &[(&'a str, i64)],
+    rows: &[AwardKey<'a>],
     awarded_at: DateTime<Utc>,
     kind_of: impl Fn(&str) -> AwardKind + Sync,
     run_id: Option<i64>,
     stop: Option<&AtomicBool>,
 ) -> Result<(HashMap<&'a str, u64>, bool)> {
-    let chunks: Vec<&[(&str, i64)]> = rows.chunks(COPY_AWARDS_PER_TRANSACTION).collect();
+    let chunks: Vec<&[AwardKey]> = rows.chunks(COPY_AWARDS_PER_TRANSACTION).collect();
     let writers = (0..WRITERS.min(chunks.len()).max(1)).map(|writer| {
-        let mine: Vec<&[(&str, i64)]> = chunks.iter().skip(writer).step_by(WRITERS).copied().collect();
+        let mine: Vec<&[AwardKey]> = chunks.iter().skip(writer).step_by(WRITERS).copied().collect();
         write_chunks(pool, mine, awarded_at, &kind_of, run_id, stop)
     });
     let results = futures_util::future::try_join_all(writers).await?;
@@ -60,7 +60,7 @@ pub async fn insert_awards<'a>(
 /// stopped on request.
 async fn write_chunks<'a>(
     pool: &PgPool,
-    chunks: Vec<&[(&'a str, i64)]>,
+    chunks: Vec<&[AwardKey<'a>]>,
     awarded_at: DateTime<Utc>,
     kind_of: &(impl Fn(&str) -> AwardKind + Sync),
     run_id: Option<i64>,
@@ -81,7 +81,7 @@ async fn write_chunks<'a>(
                 tracing::debug!("a concurrent writer stored some of these awards: skipping them");
                 for (badge, n) in stage_chunk(&mut conn, chunk, awarded_at, kind_of, run_id).await? {
                     // The staging path names only badges of this chunk.
-                    if let Some(badge) = chunk.iter().map(|(b, _)| *b).find(|b| *b == badge) {
+                    if let Some(badge) = chunk.iter().map(|(b, _, _)| *b).find(|b| *b == badge) {
                         *per_badge.entry(badge).or_default() += n;
                     }
                 }
@@ -99,7 +99,7 @@ async fn write_chunks<'a>(
 /// then the database's unique key refuses the transaction and nothing of it is kept.
 async fn copy_chunk(
     conn: &mut sqlx::postgres::PgConnection,
-    chunk: &[(&str, i64)],
+    chunk: &[AwardKey<'_>],
     awarded_at: DateTime<Utc>,
     kind_of: &(impl Fn(&str) -> AwardKind + Sync),
     run_id: Option<i64>,
@@ -108,23 +108,28 @@ async fn copy_chunk(
     let run = run_id.map_or_else(|| "\\N".to_string(), |id| id.to_string());
     let mut awards = String::with_capacity(chunk.len() * 64);
     let mut outbox = String::new();
-    for (badge, user) in chunk {
+    for (badge, user, grant) in chunk {
         let kind = kind_of(badge);
-        // Badge ids are letters, digits, '-', '_' and '.', so COPY's text format needs no escaping.
+        // Badge ids are letters, digits, '-', '_' and '.', so COPY's text format needs no
+        // escaping; a grant may be an item's text, which is escaped.
         let notify = if kind.notify { 't' } else { 'f' };
-        let _ = writeln!(awards, "{badge}\t{user}\t{at}\t{}\t{run}\t{notify}", kind.source.as_str());
+        let grant = copy_text(grant);
+        let _ = writeln!(awards, "{badge}\t{user}\t{grant}\t{at}\t{}\t{run}\t{notify}", kind.source.as_str());
         if kind.notify {
-            let _ = writeln!(outbox, "{badge}\t{user}\t{at}\tdeferred");
+            let _ = writeln!(outbox, "{badge}\t{user}\t{grant}\t{at}\tdeferred");
         }
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     let mut copy = tx
-        .copy_in_raw("COPY accolade_awards (badge_id, user_id, awarded_at, source, run_id, notify) FROM STDIN")
+        .copy_in_raw(
+            "COPY accolade_awards (badge_id, user_id, grant_key, awarded_at, source, run_id, notify) FROM STDIN",
+        )
         .await?;
     copy.send(awards.as_bytes()).await?;
     copy.finish().await?;
     if !outbox.is_empty() {
-        let mut copy = tx.copy_in_raw("COPY accolade_outbox (badge_id, user_id, created_at, state) FROM STDIN").await?;
+        let mut copy =
+            tx.copy_in_raw("COPY accolade_outbox (badge_id, user_id, grant_key, created_at, state) FROM STDIN").await?;
         copy.send(outbox.as_bytes()).await?;
         copy.finish().await?;
     }
@@ -135,16 +140,17 @@ async fn copy_chunk(
 /// `ON CONFLICT DO NOTHING` (pairs another writer stored are skipped); new awards per badge.
 async fn stage_chunk(
     conn: &mut sqlx::postgres::PgConnection,
-    chunk: &[(&str, i64)],
+    chunk: &[AwardKey<'_>],
     awarded_at: DateTime<Utc>,
     kind_of: &(impl Fn(&str) -> AwardKind + Sync),
     run_id: Option<i64>,
 ) -> Result<Vec<(String, u64)>> {
     sqlx::query(STAGING).execute(&mut *conn).await.context("creating the staging table")?;
     let mut text = String::with_capacity(chunk.len() * 32);
-    for (badge, user) in chunk {
+    for (badge, user, grant) in chunk {
         let kind = kind_of(badge);
-        let _ = writeln!(text, "{badge}\t{user}\t{}\t{}", kind.source.as_str(), if kind.notify { 't' } else { 'f' });
+        let notify = if kind.notify { 't' } else { 'f' };
+        let _ = writeln!(text, "{badge}\t{user}\t{}\t{}\t{notify}", copy_text(grant), kind.source.as_str());
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await.context("starting an awards transaction")?;
     let mut copy = tx.copy_in_raw("COPY accolade_staging FROM STDIN").await.context("staging awards")?;
@@ -160,24 +166,45 @@ async fn stage_chunk(
     Ok(inserted.into_iter().map(|(badge, n)| (badge, n.max(0) as u64)).collect())
 }
 
-/// The existing awards of these badges as a `(badge_id, user_id)` frame, read with binary COPY.
+/// `text` as a value of COPY's text format: backslash, tab, newline and carriage return escaped.
+fn copy_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\\', '\t', '\n', '\r']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            other => out.push(other),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The existing awards of these badges as a `(badge_id, user_id, grant)` frame, read with
+/// binary COPY.
 pub async fn existing_awards(pool: &PgPool, badge_ids: &[String]) -> Result<DataFrame> {
     if badge_ids.is_empty() {
-        return awards_frame(Vec::new(), Vec::new());
+        return granted_awards_frame(Vec::new(), Vec::new(), Vec::new());
     }
     // Badge ids are validated (letters, digits, '-', '_', '.'), so quoting them inline is safe;
     // COPY takes no parameters.
     let list: Vec<String> = badge_ids.iter().map(|id| format!("'{id}'")).collect();
     let copy = format!(
-        "COPY (SELECT badge_id, user_id FROM accolade_awards WHERE badge_id IN ({})) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT badge_id, user_id, grant_key FROM accolade_awards WHERE badge_id IN ({})) TO STDOUT (FORMAT binary)",
         list.join(", ")
     );
     let specs = [
         ColumnSpec { name: "badge_id", ty: ColumnType::Text, required: true, nullable: false, alias: None },
         ColumnSpec { name: "user_id", ty: ColumnType::Id, required: true, nullable: false, alias: None },
+        ColumnSpec { name: "grant", ty: ColumnType::Text, required: true, nullable: false, alias: None },
     ];
     let builders = specs.iter().map(|spec| ColumnBuilder::new(*spec, 0)).collect();
-    let (height, builders) = copy_out(pool, "existing awards", &copy, &[Wire::Text, Wire::Int8], builders).await?;
+    let (height, builders) =
+        copy_out(pool, "existing awards", &copy, &[Wire::Text, Wire::Int8, Wire::Text], builders).await?;
     let columns = builders
         .into_iter()
         .map(ColumnBuilder::finish)

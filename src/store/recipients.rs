@@ -11,7 +11,7 @@ use crate::with_pool;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Row};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// One award with everything an export shows of it.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,8 @@ pub struct AwardRecord {
     pub user_id: i64,
     pub awarded_at: DateTime<Utc>,
     pub source: String,
+    /// The grant of a repeating badge; empty for a badge earned once.
+    pub grant: String,
     pub revoked_at: Option<DateTime<Utc>>,
     pub revocation_reason: Option<String>,
     /// The recipient salt, once one was assigned.
@@ -35,6 +37,16 @@ pub struct RevocationReport {
     pub unchanged: Vec<i64>,
     /// Members who do not hold the badge at all.
     pub not_held: Vec<i64>,
+}
+
+/// The reason a run records when it withdraws an award whose criterion no longer holds.
+pub const CRITERIA_NO_LONGER_MET: &str = "criteria no longer met";
+
+/// What following the criteria did to one badge's awards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Followed {
+    pub revoked: u64,
+    pub restored: u64,
 }
 
 /// Recipients of one badge on one UTC day (revoked awards left out).
@@ -53,9 +65,9 @@ impl Store {
         if !self.is_migrated().await? {
             return Ok(Vec::new());
         }
-        let head = "SELECT a.badge_id, a.user_id, a.awarded_at, a.source, a.revoked_at, a.revocation_reason, s.salt \
-                    FROM accolade_awards a LEFT JOIN accolade_award_salts s \
-                    ON s.badge_id = a.badge_id AND s.user_id = a.user_id WHERE 1 = 1";
+        let head = "SELECT a.badge_id, a.user_id, a.awarded_at, a.source, a.revoked_at, a.revocation_reason, s.salt, \
+                    a.grant_key FROM accolade_awards a LEFT JOIN accolade_award_salts s \
+                    ON s.badge_id = a.badge_id AND s.user_id = a.user_id AND s.grant_key = a.grant_key WHERE 1 = 1";
         with_pool!(self.db(), pool => {
             let mut query = QueryBuilder::new(head);
             if !badge_ids.is_empty() {
@@ -66,7 +78,7 @@ impl Store {
                 }
                 query.push(")");
             }
-            query.push(" ORDER BY a.badge_id, a.user_id");
+            query.push(" ORDER BY a.badge_id, a.user_id, a.grant_key");
             let rows = query.build().fetch_all(pool).await.context("reading awards")?;
             rows.iter()
                 .map(|r| {
@@ -78,6 +90,7 @@ impl Store {
                         revoked_at: r.try_get(4)?,
                         revocation_reason: r.try_get(5)?,
                         salt: r.try_get(6)?,
+                        grant: r.try_get(7)?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
@@ -87,18 +100,18 @@ impl Store {
 
     /// Gives each listed award a fresh random salt unless it has one (a concurrent export may
     /// have assigned it first: its salt is kept, so read the salts back after this).
-    pub async fn assign_salts(&self, awards: &[(&str, i64)], now: DateTime<Utc>) -> Result<()> {
+    pub async fn assign_salts(&self, awards: &[super::AwardKey<'_>], now: DateTime<Utc>) -> Result<()> {
         // The same conflict-skipping insert as awards use (salts are 32 hex digits: no value
         // can be too long, so MySQL's INSERT IGNORE hides nothing).
-        let head = self.insert_head("accolade_award_salts (badge_id, user_id, salt, created_at)");
+        let head = self.insert_head("accolade_award_salts (badge_id, user_id, grant_key, salt, created_at)");
         let suffix = self.conflict_suffix();
         for transaction_rows in awards.chunks(super::AWARDS_PER_TRANSACTION) {
             with_pool!(self.db(), pool => {
                 let mut tx = pool.begin().await.context("starting a salts transaction")?;
                 for batch in transaction_rows.chunks(INSERT_BATCH_ROWS) {
                     let mut query = QueryBuilder::new(head.as_str());
-                    query.push_values(batch, |mut row, (badge, user)| {
-                        row.push_bind(*badge).push_bind(*user).push_bind(new_salt()).push_bind(now);
+                    query.push_values(batch, |mut row, (badge, user, grant)| {
+                        row.push_bind(*badge).push_bind(*user).push_bind(*grant).push_bind(new_salt()).push_bind(now);
                     });
                     query.push(suffix);
                     query.build().execute(&mut *tx).await.context("storing recipient salts")?;
@@ -109,11 +122,150 @@ impl Store {
         Ok(())
     }
 
-    /// Revokes (or, with `reason` None, restores) `badge_id` for the members among `user_ids`
-    /// who hold it. A revoked award keeps its row, so no rule awards it again.
+    /// Makes the rule awards of `badge_ids` (badges earned once, with `revoke_when_unmet`)
+    /// follow their criteria for the members a run evaluated (`shard`'s, or all): revokes those
+    /// held by members not in `qualifying` (`badge_id`, `user_id`) with the reason
+    /// [`CRITERIA_NO_LONGER_MET`], and restores those it revoked before whose members qualify
+    /// again (the same row: its award time and source stay). Manual awards, and awards revoked
+    /// by hand, are left alone. With `announce`, each change queues a `revoked` or `restored`
+    /// notification in the outbox (in the same transaction).
+    pub async fn follow_criteria(
+        &self,
+        badge_ids: &[String],
+        qualifying: &polars::prelude::DataFrame,
+        shard: Option<crate::sources::Shard>,
+        announce: bool,
+        now: DateTime<Utc>,
+    ) -> Result<HashMap<String, Followed>> {
+        use polars::prelude::*;
+        let mut result: HashMap<String, Followed> = HashMap::new();
+        if badge_ids.is_empty() {
+            return Ok(result);
+        }
+        let (mut badges, mut users, mut active) = (Vec::new(), Vec::new(), Vec::new());
+        with_pool!(self.db(), pool => {
+            let mut query = QueryBuilder::new(
+                "SELECT badge_id, user_id, revoked_at IS NULL FROM accolade_awards WHERE grant_key = '' \
+                 AND source <> 'manual' AND (revoked_at IS NULL OR revoked_by = 'rule') AND badge_id IN (",
+            );
+            let mut list = query.separated(", ");
+            for id in badge_ids {
+                list.push_bind(id);
+            }
+            query.push(")");
+            let rows = query.build().fetch_all(pool).await.context("reading the awards that follow their criteria")?;
+            for row in rows {
+                badges.push(row.try_get::<String, _>(0)?);
+                users.push(row.try_get::<i64, _>(1)?);
+                active.push(row.try_get::<bool, _>(2)?);
+            }
+        });
+        let failed = |e: PolarsError| anyhow::anyhow!("comparing awards with their criteria: {e}");
+        let held = DataFrame::new(
+            users.len(),
+            vec![
+                Column::new("badge_id".into(), badges),
+                Column::new("user_id".into(), users),
+                Column::new("active".into(), active),
+            ],
+        )
+        .map_err(failed)?;
+        let mut held = held.lazy();
+        if let Some(shard) = shard {
+            held = held.filter((col("user_id") % lit(i64::from(shard.count))).eq(lit(i64::from(shard.index))));
+        }
+        let keys = [col("badge_id"), col("user_id")];
+        let wanted = qualifying.clone().lazy().select(keys.clone());
+        let to_revoke = held
+            .clone()
+            .filter(col("active"))
+            .join(wanted.clone(), keys.clone(), keys.clone(), JoinArgs::new(JoinType::Anti))
+            .select(keys.clone())
+            .collect()
+            .map_err(failed)?;
+        let to_restore = held
+            .filter(col("active").not())
+            .join(wanted, keys.clone(), keys.clone(), JoinArgs::new(JoinType::Semi))
+            .select(keys)
+            .collect()
+            .map_err(failed)?;
+        for (frame, revoke) in [(to_revoke, true), (to_restore, false)] {
+            let badges = frame.column("badge_id").and_then(|c| c.str().cloned()).map_err(failed)?;
+            let users = frame.column("user_id").and_then(|c| c.i64().cloned()).map_err(failed)?;
+            let mut by_badge: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+            for (badge, user) in badges.iter().zip(users.iter()) {
+                if let (Some(badge), Some(user)) = (badge, user) {
+                    by_badge.entry(badge).or_default().push(user);
+                }
+            }
+            for (badge, users) in by_badge {
+                let changed = self.follow_one(badge, &users, revoke, announce, now).await?;
+                let entry = result.entry(badge.to_string()).or_default();
+                if revoke { entry.revoked += changed } else { entry.restored += changed }
+            }
+        }
+        Ok(result)
+    }
+
+    /// Revokes (or restores) by rule one badge's awards of `users`, queueing the notifications
+    /// if `announce`; how many changed.
+    async fn follow_one(
+        &self,
+        badge: &str,
+        users: &[i64],
+        revoke: bool,
+        announce: bool,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let upsert = match self.db().dialect() {
+            Dialect::MySql => {
+                " ON DUPLICATE KEY UPDATE state = 'deferred', created_at = VALUES(created_at), queued_at = NULL"
+            }
+            Dialect::Sqlite | Dialect::Postgres => {
+                " ON CONFLICT (badge_id, user_id, grant_key, event) DO UPDATE SET state = 'deferred', \
+                 created_at = excluded.created_at, queued_at = NULL"
+            }
+        };
+        let event = if revoke { "revoked" } else { "restored" };
+        let mut changed = 0;
+        for chunk in users.chunks(INSERT_BATCH_ROWS) {
+            with_pool!(self.db(), pool => {
+                let mut tx = pool.begin().await.context("starting a revocation")?;
+                let mut update = QueryBuilder::new("UPDATE accolade_awards SET ");
+                if revoke {
+                    update.push("revoked_at = ").push_bind(now).push(", revocation_reason = ").push_bind(CRITERIA_NO_LONGER_MET);
+                    update.push(", revoked_by = 'rule' WHERE revoked_at IS NULL");
+                } else {
+                    update.push("revoked_at = NULL, revocation_reason = NULL, revoked_by = NULL WHERE revoked_by = 'rule'");
+                }
+                update.push(" AND source <> 'manual' AND grant_key = '' AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
+                let mut list = update.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                update.push(")");
+                changed += update.build().execute(&mut *tx).await.context("updating the awards")?.rows_affected();
+                if announce {
+                    let mut queue = QueryBuilder::new("INSERT INTO accolade_outbox (badge_id, user_id, grant_key, event, created_at, state) ");
+                    queue.push_values(chunk, |mut row, user| {
+                        row.push_bind(badge).push_bind(*user).push_bind("").push_bind(event).push_bind(now).push_bind("deferred");
+                    });
+                    queue.push(upsert);
+                    queue.build().execute(&mut *tx).await.context("queueing notifications")?;
+                }
+                tx.commit().await.context("committing the revocation")?;
+            });
+        }
+        Ok(changed)
+    }
+
+    /// Revokes (or, with `reason` None, restores) `badge_id`'s `grant` (empty for a badge
+    /// earned once) for the members among `user_ids` who hold it. A revoked award keeps its
+    /// row, so no rule awards it again.
     pub async fn set_revoked(
         &self,
         badge_id: &str,
+        grant: &str,
         user_ids: &[i64],
         reason: Option<&str>,
         now: DateTime<Utc>,
@@ -123,7 +275,7 @@ impl Store {
             let mut tx = pool.begin().await.context("starting a revocation")?;
             for chunk in user_ids.chunks(INSERT_BATCH_ROWS) {
                 let mut select = QueryBuilder::new("SELECT user_id, revoked_at IS NOT NULL FROM accolade_awards WHERE badge_id = ");
-                select.push_bind(badge_id).push(" AND user_id IN (");
+                select.push_bind(badge_id).push(" AND grant_key = ").push_bind(grant).push(" AND user_id IN (");
                 let mut list = select.separated(", ");
                 for id in chunk {
                     list.push_bind(*id);
@@ -148,7 +300,9 @@ impl Store {
                 }
                 let mut update = QueryBuilder::new("UPDATE accolade_awards SET revoked_at = ");
                 update.push_bind(reason.map(|_| now)).push(", revocation_reason = ").push_bind(reason);
-                update.push(" WHERE badge_id = ").push_bind(badge_id).push(" AND user_id IN (");
+                update.push(", revoked_by = ").push_bind(reason.map(|_| "manual"));
+                update.push(" WHERE badge_id = ").push_bind(badge_id).push(" AND grant_key = ").push_bind(grant);
+                update.push(" AND user_id IN (");
                 let mut list = update.separated(", ");
                 for id in &to_change {
                     list.push_bind(*id);

@@ -83,14 +83,16 @@ fn total_new_awards(stdout: &str) -> u64 {
         .unwrap_or_else(|| panic!("no 'N new awards' line in:\n{stdout}"))
 }
 
-/// The rows of an awards CSV export after checking its header: (badge, user, at, source).
+/// The rows of an awards CSV export after checking its header: (badge, user, at, source); the
+/// last column, the grant, is empty for badges earned once.
 fn export_rows(csv: &str) -> Vec<(String, i64, String, String)> {
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("badge_id,user_id,awarded_at,source"), "{csv}");
+    assert_eq!(lines.next(), Some("badge_id,user_id,awarded_at,source,grant"), "{csv}");
     lines
         .map(|line| {
             let fields: Vec<&str> = line.split(',').collect();
-            assert_eq!(fields.len(), 4, "{line}");
+            assert_eq!(fields.len(), 5, "{line}");
+            assert_eq!(fields[4], "", "a badge earned once has no grant: {line}");
             let user = fields[1].parse().unwrap_or_else(|_| panic!("user_id is not a number in '{line}'"));
             (fields[0].to_string(), user, fields[2].to_string(), fields[3].to_string())
         })

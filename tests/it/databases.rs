@@ -1730,14 +1730,19 @@ async fn upgrading_to_the_member_first_key_keeps_every_award_and_the_key_still_r
     accolade::store::migrate_until(&store, 3).await.expect("the schema as version 3 left it");
     assert_eq!(awards_key(&host).await, (Some("badge_id,user_id".to_string()), 2), "the old key and member index");
     let quiet = AwardKind { source: AwardSource::Backfill, notify: false };
-    let loud = AwardKind { source: AwardSource::Manual, notify: true };
-    let kinds = std::collections::HashMap::from([("poster".to_string(), quiet), ("helper".to_string(), loud)]);
-    let awards = accolade::evaluate::awards_frame(
-        vec!["poster".into(), "poster".into(), "helper".into(), "helper".into()],
-        vec![2, 1, 2, 7],
-    )
-    .expect("a frame");
-    store.insert_awards(&awards, at(AS_OF), &kinds, quiet, None, None).await.expect("awards on the old schema");
+    let kinds = std::collections::HashMap::from([("poster".to_string(), quiet)]);
+    // The rows as version 3 stored them (today's writer knows the newer columns).
+    let at_text = host.native_timestamp(AS_OF);
+    let (yes, no) = match host.backend() {
+        Backend::Postgres => ("TRUE", "FALSE"),
+        _ => ("1", "0"),
+    };
+    host.exec(&format!(
+        "INSERT INTO accolade_awards (badge_id, user_id, awarded_at, source, notify) VALUES \
+         ('poster', 2, {at_text}, 'backfill', {no}), ('poster', 1, {at_text}, 'backfill', {no}), \
+         ('helper', 2, {at_text}, 'manual', {yes}), ('helper', 7, {at_text}, 'manual', {yes})"
+    ))
+    .await;
     host.exec("UPDATE accolade_awards SET revoked_at = awarded_at, revocation_reason = 'spam' WHERE user_id = 7").await;
     let now = host.native_timestamp(AS_OF);
     host.exec(&format!(
@@ -1746,13 +1751,25 @@ async fn upgrading_to_the_member_first_key_keeps_every_award_and_the_key_still_r
          ('helper', 'Helper', 1, 'published', 'manual', 'manual', {now}, {now})"
     ))
     .await;
-    let before = host.stored_awards().await;
-
     let applied = accolade::store::migrate(&store).await.expect("the upgrade");
 
-    assert_eq!(applied, vec![4]);
-    assert_eq!(awards_key(&host).await, (Some("user_id,badge_id".to_string()), 1), "one index: the member-first key");
-    assert_eq!(host.stored_awards().await, before, "every award kept, with its time and source");
+    assert_eq!(applied, vec![4, 5]);
+    let key = Some("user_id,badge_id,grant_key".to_string());
+    assert_eq!(awards_key(&host).await, (key, 1), "one index: the member-first key, with the grant");
+    let kept: Vec<(String, i64, String, String, String)> = host
+        .stored_awards()
+        .await
+        .into_iter()
+        .map(|a| (a.badge_id, a.user_id, a.awarded_at, a.source, a.grant))
+        .collect();
+    let expected: Vec<(String, i64, String, String, String)> =
+        [("helper", 2, "manual"), ("helper", 7, "manual"), ("poster", 1, "backfill"), ("poster", 2, "backfill")]
+            .into_iter()
+            .map(|(b, u, s)| (b.to_string(), u, AS_OF.to_string(), s.to_string(), String::new()))
+            .collect();
+    assert_eq!(kept, expected, "every award kept, with its time and source, as the single grant");
+    let by_hand = host.text("SELECT revoked_by FROM accolade_awards WHERE user_id = 7").await;
+    assert_eq!(by_hand.as_deref(), Some("manual"), "an earlier revocation was made by hand");
     assert_eq!(host.count("SELECT COUNT(*) FROM accolade_awards WHERE notify = FALSE").await, 2);
     let reason = host.text("SELECT revocation_reason FROM accolade_awards WHERE user_id = 7").await;
     assert_eq!(reason.as_deref(), Some("spam"), "the revocation kept");

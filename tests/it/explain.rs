@@ -34,7 +34,7 @@ fn not(pass: bool, child: NodeOutcome) -> NodeOutcome {
 }
 
 fn explanation(badge_id: &str, qualifies: bool, tree: NodeOutcome) -> BadgeExplanation {
-    BadgeExplanation { badge_id: badge_id.to_string(), qualifies, tree }
+    BadgeExplanation { badge_id: badge_id.to_string(), grant: String::new(), qualifies, tree }
 }
 
 /// Member 7 (registered 2025-06-15 08:00 EDT, an Expert with one accepted solution, a
