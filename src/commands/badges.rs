@@ -48,21 +48,40 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
 /// Prints the dashboard for the plan's badges, with what the store knows of them.
 pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge>) {
     let mut stored: BTreeMap<String, StoredBadge> = stored.into_iter().map(|b| (b.badge_id.clone(), b)).collect();
-    let mut rows: Vec<Vec<String>> = plan
-        .badges
-        .iter()
-        .map(|badge| {
-            let known = stored.remove(&badge.id);
-            vec![
-                badge.id.clone(),
-                badge.name.clone(),
-                badge.criterion.type_name().to_string(),
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for badge in &plan.badges {
+        // A badge with levels: a line of its own, its levels under it.
+        if let Some(level) = &badge.level
+            && level.index == 0
+        {
+            let count = plan.badges.iter().filter(|b| b.level.as_ref().is_some_and(|l| l.badge_id == level.badge_id)).count();
+            rows.push(vec![
+                level.badge_id.clone(),
+                level.badge_name.clone(),
+                format!("levels ({count}) of {}", level.measure),
                 badge.status.as_str().to_string(),
-                known.as_ref().map_or_else(|| "never run".to_string(), |b| crate::instant::format_utc(b.updated_at)),
-                known.and_then(|b| b.recipients).unwrap_or(0).to_string(),
-            ]
-        })
-        .collect();
+                String::new(),
+                String::new(),
+            ]);
+        }
+        let name = match &badge.level {
+            Some(level) => format!("  └ {} (from {})", badge.name, level.min),
+            None => badge.name.clone(),
+        };
+        let rule_type = match badge.repeat {
+            Some(repeat) => format!("{}, per {}", badge.criterion.type_name(), repeat.as_str()),
+            None => badge.criterion.type_name().to_string(),
+        };
+        let known = stored.remove(&badge.id);
+        rows.push(vec![
+            badge.id.clone(),
+            name,
+            rule_type,
+            badge.status.as_str().to_string(),
+            known.as_ref().map_or_else(|| "never run".to_string(), |b| crate::instant::format_utc(b.updated_at)),
+            known.and_then(|b| b.recipients).unwrap_or(0).to_string(),
+        ]);
+    }
     rows.extend(stored.into_values().map(|b| {
         vec![
             b.badge_id,

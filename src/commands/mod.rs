@@ -14,6 +14,7 @@ pub mod generate;
 pub mod leaderboard;
 pub mod migrate;
 pub mod outbox;
+pub mod progress;
 pub mod report;
 pub mod revoke;
 pub mod run;
@@ -63,6 +64,8 @@ pub enum Command {
     Explain(explain::Opts),
     /// Members ranked by the points of the badges they hold.
     Leaderboard(leaderboard::Opts),
+    /// How far a member is from each badge and its next level, or who is closest to one.
+    Progress(progress::Opts),
     /// List the notification outbox the host's mailer reads.
     Outbox(outbox::Opts),
     /// Create the evaluator's tables in the awards database.
@@ -88,6 +91,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Report(opts) => report::run(config, opts).await,
         Command::Explain(opts) => explain::run(config, opts).await,
         Command::Leaderboard(opts) => leaderboard::run(config, opts).await,
+        Command::Progress(opts) => progress::run(config, opts).await,
         Command::Outbox(opts) => outbox::run(config, opts).await,
         Command::Migrate(opts) => migrate::run(config, opts).await,
         Command::Demo(opts) => demo::run(opts).await,

@@ -260,7 +260,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
     };
     let kinds = award_kinds(plan, &reports);
     let stop = options.stop.as_deref();
-    let target = Target { plan, db, store, as_of, started, run_id, shard: options.shard, kinds: &kinds, stop };
+    let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds, stop };
     match evaluate_and_store(&target, &evaluated).await {
         Ok(evaluated) => {
             let stopped = evaluated.stopped;
@@ -399,8 +399,6 @@ struct Target<'a> {
     db: &'a Db,
     store: &'a Store,
     as_of: DateTime<Utc>,
-    /// When the run started: the time of its revocations.
-    started: DateTime<Utc>,
     run_id: Option<i64>,
     shard: Option<Shard>,
     kinds: &'a HashMap<String, AwardKind>,
@@ -495,7 +493,7 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         (Some(_), false) if !following.is_empty() => {
             let announce = target.plan.notifications.on_revoke_all;
             let followed =
-                target.store.follow_criteria(&following, &qualifying, target.shard, announce, target.started).await?;
+                target.store.follow_criteria(&following, &qualifying, target.shard, announce, target.as_of).await?;
             let revoked: u64 = followed.values().map(|f| f.revoked).sum();
             let restored: u64 = followed.values().map(|f| f.restored).sum();
             tracing::info!(revoked, restored, "awards following their criteria");

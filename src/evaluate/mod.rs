@@ -6,6 +6,7 @@
 
 mod explain;
 mod features;
+pub mod progress;
 
 pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome, NodeOutcome};
 pub use features::{Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, grant_text, monday_of_week_number};

@@ -166,6 +166,24 @@ pub fn is_measure(clause: &Clause) -> bool {
     }
 }
 
+/// The threshold a measure clause must reach: `(N, strict)` for `>= N` (`> N`: strict); `None`
+/// for other comparisons (a measure to stay under has no next threshold).
+pub fn threshold(clause: &Clause) -> Option<(f64, bool)> {
+    let (op, value) = match clause {
+        Clause::Aggregate { op, value, .. }
+        | Clause::Metric { op, value, .. }
+        | Clause::MaxConsecutiveLogins { op, value }
+        | Clause::SettingNumber { op, value, .. } => (*op, *value),
+        Clause::Attribute { op, value: AttributeValue::Number(value), .. } => (*op, *value),
+        _ => return None,
+    };
+    match op {
+        CmpOp::Ge => Some((value, false)),
+        CmpOp::Gt => Some((value, true)),
+        _ => None,
+    }
+}
+
 /// Why a formula cannot be the criterion of a repeating badge (`repeat`; `item` when it repeats
 /// per item): each event aggregate must count only the rows of one period or item, so windows,
 /// best periods and streaks cannot take part; at least one event aggregate must; per item, all

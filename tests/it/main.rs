@@ -10,6 +10,7 @@ mod hardening;
 mod lifecycle;
 mod openbadges;
 mod operations;
+mod progress;
 mod report;
 mod rules;
 mod support;
