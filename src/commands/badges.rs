@@ -54,7 +54,8 @@ pub fn print_dashboard(plan: &crate::config::plan::Plan, stored: Vec<StoredBadge
         if let Some(level) = &badge.level
             && level.index == 0
         {
-            let count = plan.badges.iter().filter(|b| b.level.as_ref().is_some_and(|l| l.badge_id == level.badge_id)).count();
+            let count =
+                plan.badges.iter().filter(|b| b.level.as_ref().is_some_and(|l| l.badge_id == level.badge_id)).count();
             rows.push(vec![
                 level.badge_id.clone(),
                 level.badge_name.clone(),

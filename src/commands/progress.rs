@@ -100,7 +100,9 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         let wanted = crate::config::plan::wanted(badges.iter());
         let snapshot = sources::load_snapshot(&db, &plan.sources, &wanted, plan.timezone).await.complete()?;
         let held: HashSet<(String, i64)> = match opts.user {
-            Some(user) => store.awards_of_member(user).await?.into_iter().map(|(a, _)| (a.badge_id, a.user_id)).collect(),
+            Some(user) => {
+                store.awards_of_member(user).await?.into_iter().map(|(a, _)| (a.badge_id, a.user_id)).collect()
+            }
             None => {
                 let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
                 store.awards(&ids).await?.into_iter().map(|a| (a.badge_id, a.user_id)).collect()
@@ -166,13 +168,20 @@ fn member_progress(
         }
         let unit = measures[first].as_ref().map_or("", |m| m.unit);
         let is_levels = entry.badges.iter().any(|(_, b)| b.level.is_some());
-        let held_names: Vec<String> =
-            entry.badges.iter().filter(|(_, b)| held.contains(&(b.id.clone(), user))).map(|(_, b)| b.name.clone()).collect();
+        let held_names: Vec<String> = entry
+            .badges
+            .iter()
+            .filter(|(_, b)| held.contains(&(b.id.clone(), user)))
+            .map(|(_, b)| b.name.clone())
+            .collect();
         lines.push(vec![
             entry.id.clone(),
             entry.name.clone(),
             if unit.is_empty() { number(value) } else { format!("{} {unit}", number(value)) },
-            next.map_or_else(|| "-".to_string(), |(t, _, strict)| format!("{}{}", if strict { "> " } else { "" }, number(t))),
+            next.map_or_else(
+                || "-".to_string(),
+                |(t, _, strict)| format!("{}{}", if strict { "> " } else { "" }, number(t)),
+            ),
             match (is_levels, next) {
                 (true, Some((_, badge, _))) => badge.name.clone(),
                 (true, None) => "all levels".to_string(),
@@ -197,7 +206,9 @@ fn member_progress(
             println!("member {user} ({})", plan.timezone);
             print_table(&["badge", "name", "value", "next threshold", "next level", "held"], lines);
         }
-        Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"user_id": user, "badges": json}))?),
+        Format::Json => {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"user_id": user, "badges": json}))?)
+        }
     }
     Ok(Outcome::Success)
 }

@@ -5,6 +5,7 @@ mod databases;
 mod errors;
 mod examples;
 mod explain;
+mod following;
 mod formulas;
 mod hardening;
 mod lifecycle;

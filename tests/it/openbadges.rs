@@ -372,3 +372,65 @@ async fn check_warns_when_an_issuer_is_set_but_the_users_source_has_no_email() {
         assert_eq!(warns, warned, "{:#?}", report.warnings);
     }
 }
+
+/// A monthly badge earned in January and February by member 1: one 2.0 assertion and one 3.0
+/// credential per grant, each with its own id (the grant in its file name), its own salt, and
+/// valid against the schemas; revoking one grant by hand revokes only that document.
+#[rstest]
+#[tokio::test]
+async fn each_grant_of_a_repeating_badge_is_its_own_assertion_and_credential(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::new().await;
+    host.exec(SCHEMA).await;
+    host.exec("INSERT INTO users VALUES (1, '2025-01-01T00:00:00Z', FALSE, 'alice@example.org')").await;
+    host.add_events("posts", 1, &["2026-01-10T10:00:00Z", "2026-02-10T10:00:00Z"]).await;
+    let badges =
+        "[[badges]]\nid = \"monthly\"\nname = \"Monthly\"\nrepeat = \"month\"\nformula = \"count(posts) >= 1\"\n";
+    let text = format!("{}\n{ISSUER}", host.config(badges, SOURCES));
+    host.run(&host.plan(&text), at("2026-03-01T12:00:00Z")).await;
+    let config = host.write_config("accolade.toml", &text);
+    let revoked = accolade_binary(&[
+        "--config",
+        path(&config),
+        "revoke",
+        "--badge",
+        "monthly",
+        "--grant",
+        "2026-01",
+        "--users",
+        "1",
+        "--reason",
+        "Duplicate",
+    ]);
+    assert_eq!(revoked.code, 0, "{}", revoked.describe());
+
+    let out = host.dir().join("ob2");
+    let exported = export(&config, "openbadges-v2", &out, &[]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    let assertions = documents(&out, "assertions");
+    let names: Vec<&str> = assertions.keys().map(String::as_str).collect();
+    assert_eq!(names, ["assertions/monthly/1-2026-01.json", "assertions/monthly/1-2026-02.json"]);
+    let schema = validator("v2/assertion.schema.json");
+    for (name, assertion) in &assertions {
+        assert_valid(&schema, assertion, name);
+    }
+    let january = &assertions["assertions/monthly/1-2026-01.json"];
+    let february = &assertions["assertions/monthly/1-2026-02.json"];
+    assert_ne!(january["id"], february["id"]);
+    assert_ne!(january["recipient"]["salt"], february["recipient"]["salt"], "a salt per grant");
+    assert_eq!(january["revoked"], true);
+    assert!(february.get("revoked").is_none(), "{february}");
+
+    let out = host.dir().join("ob3");
+    let exported = export(&config, "openbadges-v3", &out, &[]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    let credentials = documents(&out, "credentials");
+    let names: Vec<&str> = credentials.keys().map(String::as_str).collect();
+    assert_eq!(names, ["credentials/monthly/1-2026-01.json", "credentials/monthly/1-2026-02.json"]);
+    let revocations = read_json(&out.join("revocations.json"));
+    let listed: Vec<&str> =
+        revocations["revokedCredentials"].as_array().expect("a list").iter().filter_map(|r| r["id"].as_str()).collect();
+    assert_eq!(listed, [credentials["credentials/monthly/1-2026-01.json"]["id"].as_str().expect("an id")]);
+}

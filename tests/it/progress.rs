@@ -59,8 +59,7 @@ async fn progress_gives_a_members_value_the_next_threshold_and_the_next_levels_n
     assert_eq!(commenter["value"], 3.0, "{one}");
     assert_eq!(commenter["next_threshold"], 4.0, "{one}");
     assert_eq!(commenter["next_level"], "Silver Commenter", "{one}");
-    let held: Vec<bool> =
-        commenter["levels"].as_array().expect("levels").iter().map(|l| l["held"] == true).collect();
+    let held: Vec<bool> = commenter["levels"].as_array().expect("levels").iter().map(|l| l["held"] == true).collect();
     assert_eq!(held, vec![true, false, false], "{one}");
     let poster = entry(&one, "poster");
     assert_eq!((poster["value"].clone(), poster["next_threshold"].clone()), (4.0.into(), 5.0.into()), "{one}");
@@ -86,7 +85,19 @@ async fn progress_of_a_badge_lists_the_members_closest_to_its_next_level_first()
     let (_host, config) = host_with_levels().await;
     let config = config.to_str().expect("a UTF-8 path");
     let as_of = "2026-06-01T00:00:00Z";
-    let top = json(&["progress", "--config", config, "--badge", "commenter", "--top", "5", "--as-of", as_of, "--format", "json"]);
+    let top = json(&[
+        "progress",
+        "--config",
+        config,
+        "--badge",
+        "commenter",
+        "--top",
+        "5",
+        "--as-of",
+        as_of,
+        "--format",
+        "json",
+    ]);
     let members: Vec<(i64, String, f64)> = top["members"]
         .as_array()
         .expect("members")
@@ -102,7 +113,19 @@ async fn progress_of_a_badge_lists_the_members_closest_to_its_next_level_first()
         vec![(1, "commenter.silver".to_string(), 1.0), (2, "commenter.bronze".to_string(), 2.0)],
         "{top}"
     );
-    let one = json(&["progress", "--config", config, "--badge", "commenter", "--top", "1", "--as-of", as_of, "--format", "json"]);
+    let one = json(&[
+        "progress",
+        "--config",
+        config,
+        "--badge",
+        "commenter",
+        "--top",
+        "1",
+        "--as-of",
+        as_of,
+        "--format",
+        "json",
+    ]);
     assert_eq!(one["members"].as_array().map(Vec::len), Some(1), "--top 1: {one}");
     let manual = accolade_binary(&["progress", "--config", config, "--badge", "nope", "--as-of", as_of]);
     assert_ne!(manual.code, 0, "{}", manual.describe());
