@@ -241,6 +241,18 @@ impl Badge {
         if let Some(since) = self.activity_since {
             sentence.push_str(&format!(" Only activity since {} counts.", instant::format_utc(since)));
         }
+        match self.repeat {
+            Some(Repeat::Item) => sentence.push_str(" Earned once for each item, counting that item's activity."),
+            Some(period) => sentence.push_str(&format!(
+                " Earned once each calendar {}, counting that {}'s activity.",
+                period.as_str(),
+                period.as_str()
+            )),
+            None => {}
+        }
+        if let Some(cap) = self.max_grants {
+            sentence.push_str(&format!(" At most {cap} times per member."));
+        }
         sentence
     }
 

@@ -249,11 +249,15 @@ pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Ba
             failed.push((badge.id.clone(), reason));
             continue;
         }
-        let Criterion::Formula { tree, .. } = &badge.criterion else {
-            ready.push(*badge);
-            continue;
+        let mut needed = match &badge.criterion {
+            Criterion::Formula { tree, .. } => crate::formula::compile::optional_columns(tree),
+            _ => Default::default(),
         };
-        let missing: Vec<String> = crate::formula::compile::optional_columns(tree)
+        // A badge repeating per item reads the item of each of its event sources.
+        if badge.repeat == Some(Repeat::Item) {
+            needed.extend(badge.sources().into_iter().filter(|k| k.is_event()).map(|k| (k, "item")));
+        }
+        let missing: Vec<String> = needed
             .into_iter()
             .filter(|(kind, column)| !snapshot.has_column(*kind, column))
             .map(|(kind, column)| missing_column(kind, column))
@@ -261,7 +265,8 @@ pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Ba
         if missing.is_empty() {
             ready.push(*badge);
         } else {
-            failed.push((badge.id.clone(), format!("the formula needs it: {}", missing.join("; "))));
+            let what = if matches!(badge.criterion, Criterion::Formula { .. }) { "the formula" } else { "the badge" };
+            failed.push((badge.id.clone(), format!("{what} needs it: {}", missing.join("; "))));
         }
     }
     (ready, failed)
