@@ -435,7 +435,7 @@ impl FeatureSet {
             Some(Repeat::Item) => col("item"),
             Some(Repeat::Week) => self.local_keys(snapshot, aggregate.source, DayKey::Week)?,
             Some(Repeat::Month) => self.local_keys(snapshot, aggregate.source, DayKey::Month)?,
-            Some(Repeat::Year) => self.local_keys(snapshot, aggregate.source, DayKey::Month)?.floor_div(lit(12i64)),
+            Some(Repeat::Year) => floor_div(self.local_keys(snapshot, aggregate.source, DayKey::Month)?, 12),
         };
         Ok(rows.with_column(grant.alias("grant")).filter(col("grant").is_not_null()))
     }
@@ -888,6 +888,12 @@ fn exact_sum(value: Expr) -> Expr {
 /// Best-period and streak frames already computed in one build.
 type Keyed = HashMap<Aggregate, DataFrame>;
 
+/// `value` divided by `by`, rounded down, as whole numbers (Polars' own floor division needs a
+/// feature this build leaves out: `%` is floored, so `value - value % by` divides exactly).
+pub(crate) fn floor_div(value: Expr, by: i64) -> Expr {
+    ((value.clone() - value % lit(by)) / lit(by)).cast(DataType::Int64)
+}
+
 /// A datetime column as µs since the epoch.
 fn micros(instant: Expr) -> Expr {
     instant.dt().timestamp(TimeUnit::Microseconds)
@@ -973,6 +979,16 @@ mod tests {
             assert_eq!(epoch + chrono::Duration::days(week), monday, "week of {local}");
             assert_eq!(month, i64::from(date.year()) * 12 + i64::from(date.month0()), "month of {local}");
         }
+    }
+
+    #[test]
+    fn floor_div_rounds_down_for_negative_and_positive_values() {
+        let values = [-25i64, -24, -13, -12, -1, 0, 1, 11, 12, 25];
+        let frame = df!("v" => values).expect("a frame");
+        let out = frame.lazy().select([floor_div(col("v"), 12).alias("q")]).collect().expect("the division");
+        let got: Vec<Option<i64>> = out.column("q").expect("q").i64().expect("i64").iter().collect();
+        let expected: Vec<Option<i64>> = values.iter().map(|v| Some(v.div_euclid(12))).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub fn measure(badge: &Badge, features: &mut FeatureSet) -> Option<Measure> {
         Criterion::Formula { .. } => return None,
         Criterion::Rule(Rule::AccountAge { min }) => {
             // Days a member has been one, against the days the span is from their creation.
-            let days = |instant: Expr| (instant - col("created_at")).floor_div(lit(DAY_MICROS));
+            let days = |instant: Expr| super::features::floor_div(instant - col("created_at"), DAY_MICROS);
             let reached = features.eligible_from(*min);
             return Some(Measure {
                 value: days(features.as_of()).cast(DataType::Float64),

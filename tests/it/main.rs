@@ -12,6 +12,7 @@ mod lifecycle;
 mod openbadges;
 mod operations;
 mod progress;
+mod repeat;
 mod report;
 mod rules;
 mod support;
