@@ -62,7 +62,7 @@ CREATE TABLE accolade_award_salts_granted (
     salt       TEXT NOT NULL,
     created_at TEXT NOT NULL,
     PRIMARY KEY (badge_id, user_id, grant_key)
-);
+) WITHOUT ROWID;
 
 INSERT INTO accolade_award_salts_granted (badge_id, user_id, grant_key, salt, created_at)
 SELECT badge_id, user_id, '', salt, created_at FROM accolade_award_salts;

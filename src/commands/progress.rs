@@ -99,15 +99,15 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let loaded = async {
         let wanted = crate::config::plan::wanted(badges.iter());
         let snapshot = sources::load_snapshot(&db, &plan.sources, &wanted, plan.timezone).await.complete()?;
-        let held: HashSet<(String, i64)> = match opts.user {
-            Some(user) => {
-                store.awards_of_member(user).await?.into_iter().map(|(a, _)| (a.badge_id, a.user_id)).collect()
-            }
-            None => {
-                let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
-                store.awards(&ids).await?.into_iter().map(|a| (a.badge_id, a.user_id)).collect()
-            }
-        };
+        // Held: awards not revoked (a revoked level is to be earned again).
+        let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
+        let held: HashSet<(String, i64)> = store
+            .award_records(&ids)
+            .await?
+            .into_iter()
+            .filter(|a| a.revoked_at.is_none() && opts.user.is_none_or(|u| u == a.user_id))
+            .map(|a| (a.badge_id, a.user_id))
+            .collect();
         Ok::<_, anyhow::Error>((snapshot, held))
     }
     .await;

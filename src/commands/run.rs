@@ -245,6 +245,12 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
         }
         report.backfill = report.status == "evaluated" && !backfilled.contains(&report.badge_id);
     }
+    // A run as of an earlier instant than one already evaluated (a replay) adds awards but
+    // withdraws none: the members' state then is not their state now.
+    let replay = match options.dry_run {
+        true => false,
+        false => store.latest_as_of(&shard_key).await?.is_some_and(|latest| as_of < latest),
+    };
     let run_id = match options.dry_run {
         true => None,
         false => {
@@ -260,7 +266,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
     };
     let kinds = award_kinds(plan, &reports);
     let stop = options.stop.as_deref();
-    let target = Target { plan, db, store, as_of, run_id, shard: options.shard, kinds: &kinds, stop };
+    let target = Target { plan, db, store, as_of, replay, run_id, shard: options.shard, kinds: &kinds, stop };
     match evaluate_and_store(&target, &evaluated).await {
         Ok(evaluated) => {
             let stopped = evaluated.stopped;
@@ -399,6 +405,8 @@ struct Target<'a> {
     db: &'a Db,
     store: &'a Store,
     as_of: DateTime<Utc>,
+    /// `as_of` is earlier than a finished run's: revoke_when_unmet withdraws nothing.
+    replay: bool,
     run_id: Option<i64>,
     shard: Option<Shard>,
     kinds: &'a HashMap<String, AwardKind>,
@@ -489,8 +497,11 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "wrote awards");
     // Revocations by rule need a whole, real evaluation: never in a dry run, nor after a stop.
+    if target.replay && !following.is_empty() {
+        tracing::info!("a run as of an instant before the last run's revokes and restores nothing (revoke_when_unmet)");
+    }
     let followed = match (target.run_id, inserted.stopped) {
-        (Some(_), false) if !following.is_empty() => {
+        (Some(_), false) if !following.is_empty() && !target.replay => {
             let announce = target.plan.notifications.on_revoke_all;
             let followed =
                 target.store.follow_criteria(&following, &qualifying, target.shard, announce, target.as_of).await?;

@@ -189,7 +189,9 @@ impl Badge {
             (Some(repeat), None) => {
                 Err(format!("badge '{}' is earned once per {}: name the grant with --grant", self.id, repeat.as_str()))
             }
-            (Some(repeat), Some(grant)) => repeat.check_grant(grant).map(|()| grant.to_string()),
+            (Some(repeat), Some(grant)) => {
+                repeat.check_grant(grant).map(|()| grant.to_string()).map_err(|e| format!("badge '{}': {e}", self.id))
+            }
         }
     }
 }
@@ -700,6 +702,9 @@ fn compile_levels(
         let at = format!("levels[{index}] ('{}')", level.id);
         if !valid_id(&level.id) || level.id.contains('.') {
             problems.push(format!("{at}: a level id is 1 to 100 letters, digits, '-' and '_'"));
+        } else if !valid_id(&format!("{}.{}", raw.id, level.id)) {
+            problems
+                .push(format!("{at}: the level's badge id '{}.{}' is longer than 100 characters", raw.id, level.id));
         }
         if !ids.insert(level.id.clone()) {
             problems.push(format!("{at}: another level has this id"));

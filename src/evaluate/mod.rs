@@ -331,14 +331,12 @@ impl Evaluation {
             if let Some(cap) = badge.max_grants {
                 caps.push((badge.id.clone(), cap));
             }
-            let at = match sets.iter().position(|(grant, _, _)| *grant == badge.repeat) {
-                Some(at) => at,
-                None => {
-                    let set = match badge.repeat {
-                        None => FeatureSet::new(ctx),
-                        Some(repeat) => FeatureSet::granted(ctx, repeat),
-                    };
-                    sets.push((badge.repeat, set, Vec::new()));
+            // Badges earned once share the member frame; each repeating badge has a frame of its
+            // own, whose grants are the periods or items of its own aggregates' rows.
+            let at = match badge.repeat {
+                None => 0,
+                Some(repeat) => {
+                    sets.push((Some(repeat), FeatureSet::granted(ctx, repeat), Vec::new()));
                     sets.len() - 1
                 }
             };

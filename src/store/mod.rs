@@ -450,10 +450,13 @@ impl Store {
                         let mut queue = QueryBuilder::new(queue_head.as_str());
                         queue.push("SELECT badge_id, user_id, grant_key, ").push_bind(awarded_at);
                         queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
-                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
-                        let mut list = queue.separated(", ");
-                        for (_, user, _) in group {
-                            list.push_bind(*user);
+                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND (");
+                        for (i, (_, user, grant)) in group.iter().enumerate() {
+                            if i > 0 {
+                                queue.push(" OR ");
+                            }
+                            queue.push("(user_id = ").push_bind(*user).push(" AND grant_key = ").push_bind(*grant);
+                            queue.push(")");
                         }
                         queue.push(")").push(suffix);
                         queue.build().execute(&mut *tx).await.context("queueing notifications")?;
@@ -508,6 +511,14 @@ impl Store {
             }
         };
         id.context("recording the run start")
+    }
+
+    /// The latest instant a finished run of `shard` evaluated (`None` before the first).
+    pub async fn latest_as_of(&self, shard: &str) -> Result<Option<DateTime<Utc>>> {
+        let sql =
+            self.sql("SELECT MAX(as_of) FROM accolade_runs WHERE outcome IN ('success', 'partial') AND shard = ?");
+        with_pool!(&self.db, pool => sqlx::query_scalar::<_, Option<DateTime<Utc>>>(sql).bind(shard).fetch_one(pool).await)
+            .context("reading the last run")
     }
 
     /// Marks this shard's runs still recorded as `running` as failed: the caller holds the

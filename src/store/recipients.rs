@@ -231,23 +231,41 @@ impl Store {
         for chunk in users.chunks(INSERT_BATCH_ROWS) {
             with_pool!(self.db(), pool => {
                 let mut tx = pool.begin().await.context("starting a revocation")?;
+                // The rows that change (the caller holds the run lock): only those are announced.
+                // With on_revoke = "all" that includes awards of a quiet backfill: "all" is all.
+                let state = if revoke { "revoked_at IS NULL" } else { "revoked_by = 'rule'" };
+                let mut select = QueryBuilder::new(format!(
+                    "SELECT user_id FROM accolade_awards WHERE {state} AND source <> 'manual' AND grant_key = '' \
+                     AND badge_id = "
+                ));
+                select.push_bind(badge).push(" AND user_id IN (");
+                let mut list = select.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                select.push(")");
+                let rows = select.build().fetch_all(&mut *tx).await.context("reading the awards to change")?;
+                let users = rows.iter().map(|row| row.try_get::<i64, _>(0)).collect::<Result<Vec<i64>, _>>()?;
+                if users.is_empty() {
+                    continue;
+                }
                 let mut update = QueryBuilder::new("UPDATE accolade_awards SET ");
                 if revoke {
                     update.push("revoked_at = ").push_bind(now).push(", revocation_reason = ").push_bind(CRITERIA_NO_LONGER_MET);
-                    update.push(", revoked_by = 'rule' WHERE revoked_at IS NULL");
+                    update.push(", revoked_by = 'rule'");
                 } else {
-                    update.push("revoked_at = NULL, revocation_reason = NULL, revoked_by = NULL WHERE revoked_by = 'rule'");
+                    update.push("revoked_at = NULL, revocation_reason = NULL, revoked_by = NULL");
                 }
-                update.push(" AND source <> 'manual' AND grant_key = '' AND badge_id = ").push_bind(badge).push(" AND user_id IN (");
+                update.push(format!(" WHERE {state} AND grant_key = '' AND badge_id = ")).push_bind(badge).push(" AND user_id IN (");
                 let mut list = update.separated(", ");
-                for id in chunk {
+                for id in &users {
                     list.push_bind(*id);
                 }
                 update.push(")");
                 changed += update.build().execute(&mut *tx).await.context("updating the awards")?.rows_affected();
                 if announce {
                     let mut queue = QueryBuilder::new("INSERT INTO accolade_outbox (badge_id, user_id, grant_key, event, created_at, state) ");
-                    queue.push_values(chunk, |mut row, user| {
+                    queue.push_values(&users, |mut row, user| {
                         row.push_bind(badge).push_bind(*user).push_bind("").push_bind(event).push_bind(now).push_bind("deferred");
                     });
                     queue.push(upsert);
@@ -274,7 +292,9 @@ impl Store {
         with_pool!(self.db(), pool => {
             let mut tx = pool.begin().await.context("starting a revocation")?;
             for chunk in user_ids.chunks(INSERT_BATCH_ROWS) {
-                let mut select = QueryBuilder::new("SELECT user_id, revoked_at IS NOT NULL FROM accolade_awards WHERE badge_id = ");
+                let mut select = QueryBuilder::new(
+                    "SELECT user_id, revoked_at IS NOT NULL, revoked_by = 'rule' FROM accolade_awards WHERE badge_id = ",
+                );
                 select.push_bind(badge_id).push(" AND grant_key = ").push_bind(grant).push(" AND user_id IN (");
                 let mut list = select.separated(", ");
                 for id in chunk {
@@ -287,8 +307,11 @@ impl Store {
                 for row in &rows {
                     let user: i64 = row.try_get(0)?;
                     let revoked: bool = row.try_get(1)?;
+                    // Revoked by its rule (revoke_when_unmet): revoking it by hand makes it the
+                    // admin's decision, which no run undoes.
+                    let by_rule: bool = row.try_get::<Option<bool>, _>(2)?.unwrap_or(false);
                     held.insert(user);
-                    if revoked == reason.is_some() {
+                    if revoked == reason.is_some() && !(revoked && by_rule) {
                         report.unchanged.push(user);
                     } else {
                         to_change.push(user);

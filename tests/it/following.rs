@@ -128,3 +128,54 @@ async fn explain_of_a_repeating_badge_explains_each_grant(
     let value = &explained[1].checks()[0].values[0].1;
     assert_eq!(value, "1", "July counts only July's post");
 }
+
+/// Each repeating badge's grants are the periods of its own aggregates' rows: a week in which
+/// the member only made connections is no grant of a posts badge, even one whose criterion
+/// holds with no posts.
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn repeating_badges_of_one_kind_do_not_share_their_periods(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_guard) = use_backend(backend) else { return };
+    let host = TestHost::for_formulas().await;
+    host.add_members([1], "2025-01-01 00:00:00").await;
+    host.add_events("posts", 1, &["2026-06-01 10:00:00"]).await; // week 2026-W23
+    host.add_events("connections", 1, &["2026-06-08 10:00:00"]).await; // week 2026-W24
+    let weekly = |id: &str, formula: &str| format!("{}repeat = \"week\"\n", formula_badge(id, formula));
+    let badges =
+        format!("{}{}", weekly("quiet-week", "count(posts) < 5"), weekly("networker", "count(connections) >= 1"));
+    let plan = host.plan(&host.config(&badges, &host.formula_sources()));
+    host.run(&plan, at("2026-06-20T00:00:00Z")).await;
+    let grants: Vec<(String, String)> = host.stored_awards().await.into_iter().map(|a| (a.badge_id, a.grant)).collect();
+    let pair = |b: &str, g: &str| (b.to_string(), g.to_string());
+    assert_eq!(grants, vec![pair("networker", "2026-W24"), pair("quiet-week", "2026-W23")]);
+}
+
+/// An award its rule revoked and then an admin revoked by hand stays revoked when the member
+/// qualifies again; a run as of an instant before the last run's withdraws nothing.
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hand_revocation_outranks_the_rule_and_a_replay_of_the_past_revokes_nothing(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_guard) = use_backend(backend) else { return };
+    let host = sponsors(2).await;
+    let plan = host.plan(&host.config(&sponsor_badges(), &host.formula_sources()));
+    host.run(&plan, at("2026-06-01T00:00:00Z")).await;
+    host.exec("DELETE FROM member_roles").await;
+    let replay = host.run(&plan, at("2026-05-20T00:00:00Z")).await;
+    assert_eq!(replay.badges[0].revoked, 0, "a replay of an earlier instant withdraws nothing");
+    let report = host.run(&plan, at("2026-06-02T00:00:00Z")).await;
+    assert_eq!(report.badges[0].revoked, 2);
+
+    let by_hand = host.store().set_revoked("sponsor", "", &[1], Some("abuse"), at("2026-06-03T00:00:00Z")).await;
+    assert_eq!(by_hand.expect("the revocation").changed, vec![1]);
+    host.exec("INSERT INTO member_roles (user_id, role) VALUES (1, 'Sponsor'), (2, 'Sponsor')").await;
+    let report = host.run(&plan, at("2026-06-04T00:00:00Z")).await;
+    assert_eq!(report.badges[0].restored, 1, "member 2 only");
+    let reason = host.text("SELECT revocation_reason FROM accolade_awards WHERE user_id = 1").await;
+    assert_eq!(reason.as_deref(), Some("abuse"));
+    let who = host.text("SELECT revoked_by FROM accolade_awards WHERE user_id = 1").await;
+    assert_eq!(who.as_deref(), Some("manual"));
+}
