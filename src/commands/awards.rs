@@ -108,7 +108,7 @@ async fn export_open_badges(
         export.out.as_deref().ok_or_else(|| anyhow!("--format openbadges-*: give the directory with --out DIR"))?;
     let signer = match (&export.sign, version) {
         (Some(_), Version::V2) => bail!("--sign applies to openbadges-v3 (2.0 assertions here are hosted, not signed)"),
-        (Some(path), Version::V3) => Some(Signer::from_file(path)?),
+        (Some(path), Version::V3) => Some(Signer::from_file(path)?.published_at(&Site::new(issuer)?.jwks_url()?)),
         (None, _) => None,
     };
     let site = Site::new(issuer)?;

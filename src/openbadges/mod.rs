@@ -8,8 +8,10 @@
 //! linked to each other or across exports by their hashes.
 //!
 //! 3.0 credentials follow the VC Data Model 1.1 serialization of Open Badges 3.0 (`issuanceDate`,
-//! context `credentials/v1` + `ob/v3p0/context-3.0.2.json`), the one 1EdTech's published JSON
-//! Schema for `AchievementCredential` validates. Revocation is shown as each standard says: a
+//! context `credentials/v1` + `ob/v3p0/context-3.0.2.json`, and on credentials 1EdTech's
+//! `ob/v3p0/extensions.json` for the revocation list's type), the one 1EdTech's published JSON
+//! Schema for `AchievementCredential` validates. Every document expands under JSON-LD safe mode
+//! with its declared contexts (tests/it/jsonld.rs). Revocation is shown as each standard says: a
 //! 2.0 assertion carries `revoked` and `revocationReason`; a 3.0 credential points its
 //! `credentialStatus` at the issuer's `1EdTechRevocationList`, written beside it.
 
@@ -36,6 +38,13 @@ pub enum Version {
 const V2_CONTEXT: &str = "https://w3id.org/openbadges/v2";
 const V3_CONTEXT: [&str; 2] =
     ["https://www.w3.org/2018/credentials/v1", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json"];
+
+/// A credential's contexts: [`V3_CONTEXT`] and 1EdTech's extensions context, which defines
+/// `1EdTechRevocationList` (its `credentialStatus` type). Without it the type is a relative
+/// IRI, and JSON-LD processors in safe mode (as data-integrity verifiers run them) refuse the
+/// credential.
+const V3_CREDENTIAL_CONTEXT: [&str; 3] =
+    [V3_CONTEXT[0], V3_CONTEXT[1], "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"];
 
 /// The recipient identity of an award: `sha256$` and the hex SHA-256 of the normalised email
 /// followed by the salt.
@@ -97,6 +106,11 @@ impl Site {
             Version::V2 => self.url(&format!("assertions/{badge_id}/{name}.json")),
             Version::V3 => self.url(&format!("credentials/{badge_id}/{name}.json")),
         }
+    }
+
+    /// Where the signing key is published (a `kid` is this URL with the key's id as fragment).
+    pub fn jwks_url(&self) -> Result<Url> {
+        self.url("jwks.json")
     }
 
     pub fn revocation_list_url(&self) -> Result<Url> {
@@ -202,7 +216,7 @@ impl Site {
                 let mut achievement = badge_document.clone();
                 achievement.as_object_mut().map(|a| a.remove("@context"));
                 json!({
-                    "@context": V3_CONTEXT,
+                    "@context": V3_CREDENTIAL_CONTEXT,
                     "id": id.as_str(),
                     "type": ["VerifiableCredential", "OpenBadgeCredential"],
                     "name": badge.name,
@@ -317,8 +331,7 @@ pub fn write_export(
     };
     write(site.issuer_url(), None, &json(&site.issuer_document(version))?)?;
     if let Some(signer) = signer {
-        let keys = site.url("jwks.json")?;
-        write(&keys, None, &json(&json!({"keys": [signer.public_jwk()]}))?)?;
+        write(&site.jwks_url()?, None, &json(&json!({"keys": [signer.public_jwk()]}))?)?;
     }
     let mut by_id: HashMap<&str, (&Badge, Value)> = HashMap::new();
     for badge in badges {

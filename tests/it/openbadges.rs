@@ -260,22 +260,55 @@ async fn recipients_are_hashed_with_a_salt_per_award_and_reexports_are_identical
     assert_eq!(identifier["identityHash"], poster["identity"]);
 }
 
+/// An issuer key file in `dir`: an Ed25519 PKCS#8 key made by ring, or an RSA key made by
+/// `openssl genpkey` (PKCS#8) and turned into PKCS#1 (`-----BEGIN RSA PRIVATE KEY-----`) by
+/// `openssl rsa -traditional`.
+fn issuer_key(dir: &Path, kind: &str) -> PathBuf {
+    let key_file = dir.join(format!("issuer-{kind}.pem"));
+    let openssl = |args: &[&str]| {
+        let done = std::process::Command::new("openssl").args(args).output().expect("running openssl");
+        assert!(done.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&done.stderr));
+    };
+    match kind {
+        "ed25519" => {
+            let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
+                .expect("generating an Ed25519 key");
+            std::fs::write(&key_file, pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())))
+                .expect("writing the key file");
+        }
+        "rsa" => {
+            openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path(&key_file)])
+        }
+        _ => {
+            let pkcs8 = dir.join("issuer-rsa-pkcs8.pem");
+            openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path(&pkcs8)]);
+            openssl(&["rsa", "-in", path(&pkcs8), "-traditional", "-out", path(&key_file)]);
+        }
+    }
+    key_file
+}
+
+#[rstest]
 #[tokio::test]
-async fn signed_credentials_are_vc_jwts_that_verify_with_the_published_key() {
+async fn signed_credentials_are_vc_jwts_that_verify_with_the_published_key(
+    #[values("ed25519", "rsa", "rsa-pkcs1")] kind: &str,
+) {
     let (host, config) = awarded_host().await;
-    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-        .expect("generating an Ed25519 key");
-    let key_file = host.dir().join("issuer-key.pem");
-    std::fs::write(&key_file, pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8.as_ref().to_vec())))
-        .expect("writing the key file");
+    let key_file = issuer_key(host.dir(), kind);
     let out = host.dir().join("signed");
     let exported = export(&config, "openbadges-v3", &out, &["--sign", path(&key_file)]);
     assert_eq!(exported.code, 0, "{}", exported.describe());
 
+    let expected = if kind == "ed25519" { Algorithm::EdDSA } else { Algorithm::RS256 };
     let keys = read_json(&out.join("jwks.json"));
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(keys["keys"][0].clone()).expect("a JWK");
+    let kid = jwk.common.key_id.clone().expect("the published key has a kid");
+    // The kid is a URL inside the export: jwks.json, with the key's id as its fragment.
+    let kid_url = url::Url::parse(&kid).expect("the kid is a URL");
+    assert_eq!(kid_url.as_str().split('#').next(), Some("https://badges.example.org/ob/jwks.json"), "{kid}");
+    assert!(kid_url.fragment().is_some_and(|f| !f.is_empty()), "{kid}");
     let key = DecodingKey::from_jwk(&jwk).expect("a usable public key");
-    let mut validation = Validation::new(Algorithm::EdDSA);
+    let mut validation = Validation::new(expected);
     validation.required_spec_claims = HashSet::from(["iss".to_string(), "jti".to_string(), "nbf".to_string()]);
     validation.validate_exp = false;
     let mut verified = 0;
@@ -283,7 +316,7 @@ async fn signed_credentials_are_vc_jwts_that_verify_with_the_published_key() {
         let jwt_file = out.join(&name).with_extension("jwt");
         let token = std::fs::read_to_string(&jwt_file).expect("a .jwt beside each credential");
         let header = jsonwebtoken::decode_header(&token).expect("a JOSE header");
-        assert_eq!(header.alg, Algorithm::EdDSA);
+        assert_eq!(header.alg, expected);
         assert_eq!(header.typ.as_deref(), Some("JWT"));
         assert_eq!(header.kid, jwk.common.key_id, "{name}");
         let data = jsonwebtoken::decode::<Value>(&token, &key, &validation)
@@ -433,4 +466,72 @@ async fn each_grant_of_a_repeating_badge_is_its_own_assertion_and_credential(
     let listed: Vec<&str> =
         revocations["revokedCredentials"].as_array().expect("a list").iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(listed, [credentials["credentials/monthly/1-2026-01.json"]["id"].as_str().expect("an id")]);
+}
+
+/// `node tests/jsonld/expand.mjs FILES...`: jsonld.js expanding each document in safe mode with
+/// the bundled contexts. `None` (the test skips, and says so) when node or jsonld.js is missing
+/// and `CI` is not set; with `CI` set that is a failure.
+fn expand_in_safe_mode(files: &[PathBuf]) -> Option<std::process::Output> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jsonld");
+    let installed = dir.join("node_modules/jsonld").is_dir();
+    let node = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(installed && node) {
+        let why = "node or jsonld.js is missing (run .ci/jsonld)";
+        assert!(std::env::var_os("CI").is_none(), "{why}, and CI is set: the JSON-LD test must run");
+        announce_skip(why);
+        return None;
+    }
+    let output = std::process::Command::new("node")
+        .arg(dir.join("expand.mjs"))
+        .args(files)
+        .output()
+        .expect("running node tests/jsonld/expand.mjs");
+    Some(output)
+}
+
+/// Every JSON-LD document (`@context`) under `dir`.
+fn json_ld_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = ["", "badges", "achievements", "assertions", "credentials"]
+        .iter()
+        .filter(|sub| dir.join(sub).is_dir())
+        .flat_map(|sub| documents(dir, sub).into_iter().filter(|(_, doc)| doc.get("@context").is_some()))
+        .map(|(relative, _)| dir.join(relative))
+        .collect();
+    files.sort();
+    files.dedup();
+    files
+}
+
+/// Every 2.0 and 3.0 document of an export (revoked awards included) expands under JSON-LD
+/// safe mode with only its declared, bundled contexts; a credential without 1EdTech's
+/// extensions context does not (its revocation list type is then a relative IRI), so the check
+/// can fail.
+#[tokio::test]
+async fn every_exported_document_expands_in_json_ld_safe_mode_with_its_declared_contexts() {
+    let (host, config) = awarded_host().await;
+    let mut files = Vec::new();
+    for (format, dir, awards) in [("openbadges-v2", "ob2", "/assertions/"), ("openbadges-v3", "ob3", "/credentials/")] {
+        let out = host.dir().join(dir);
+        let exported = export(&config, format, &out, &[]);
+        assert_eq!(exported.code, 0, "{}", exported.describe());
+        let found = json_ld_files(&out);
+        assert_eq!(found.iter().filter(|f| f.to_string_lossy().contains(awards)).count(), 4, "{found:?}");
+        files.extend(found);
+    }
+    assert!(files.len() >= 12, "issuer, badges and awards of both versions: {files:?}");
+    let Some(output) = expand_in_safe_mode(&files) else { return };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), files.len(), "{stdout}");
+
+    let credential = files.iter().find(|f| f.to_string_lossy().contains("/credentials/")).expect("a credential");
+    let mut document = read_json(credential);
+    let contexts = document["@context"].as_array_mut().expect("a context list");
+    contexts.retain(|c| !c.as_str().is_some_and(|c| c.ends_with("/extensions.json")));
+    let without = host.dir().join("without-extensions.json");
+    std::fs::write(&without, serde_json::to_vec(&document).expect("JSON")).expect("writing the copy");
+    let Some(output) = expand_in_safe_mode(&[without]) else { return };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("relative @type reference") && stdout.contains("1EdTechRevocationList"), "{stdout}");
 }
