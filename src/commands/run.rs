@@ -351,6 +351,12 @@ fn apply(reports: &mut BTreeMap<String, BadgeReport>, evaluated: Evaluated) {
             report.restored = followed.restored;
         }
     }
+    for (badge_id, message) in evaluated.notes {
+        tracing::warn!(badge = %badge_id, "{message}");
+        if let Some(report) = reports.get_mut(&badge_id) {
+            report.message = Some(message);
+        }
+    }
     for (badge_id, message) in evaluated.failed {
         tracing::error!(badge = %badge_id, "{message}");
         if let Some(report) = reports.get_mut(&badge_id) {
@@ -420,6 +426,8 @@ struct Evaluated {
     /// What `revoke_when_unmet` did per badge.
     followed: HashMap<String, store::Followed>,
     failed: Vec<(String, String)>,
+    /// Badges that were evaluated but left something out, and what.
+    notes: Vec<(String, String)>,
     stopped: bool,
 }
 
@@ -476,6 +484,14 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         Ok((evaluation.new_of(qualifying, existing)?, following))
     })
     .await?;
+    let (new, left_out) = crate::evaluate::storable(new)?;
+    let notes: Vec<(String, String)> = left_out
+        .into_iter()
+        .map(|(badge, n)| {
+            let limit = crate::evaluate::MAX_GRANT_BYTES;
+            (badge, format!("{n} grant(s) left out: their item ids are longer than {limit} bytes (or hold NUL)"))
+        })
+        .collect();
     drop(evaluating);
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(
@@ -512,7 +528,7 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         }
         _ => HashMap::new(),
     };
-    Ok(Evaluated { counts: inserted.counts, followed, failed, stopped: inserted.stopped })
+    Ok(Evaluated { counts: inserted.counts, followed, failed, notes, stopped: inserted.stopped })
 }
 
 fn count_per_badge(awards: &DataFrame) -> Result<Vec<(String, u64)>> {

@@ -466,6 +466,31 @@ impl Evaluation {
     }
 }
 
+/// The longest grant key every awards database stores (MySQL's key columns are 191 characters).
+pub const MAX_GRANT_BYTES: usize = 191;
+
+/// The awards whose grant keys can be stored (at most [`MAX_GRANT_BYTES`], no NUL), and per
+/// badge how many grants were left out (an item id too long to be a key).
+pub fn storable(awards: DataFrame) -> Result<(DataFrame, Vec<(String, u64)>)> {
+    let failed = |e: PolarsError| anyhow!("checking grant keys: {e}");
+    let Ok(grants) = awards.column("grant") else { return Ok((awards, Vec::new())) };
+    let grants = grants.str().map_err(failed)?;
+    let keep: BooleanChunked =
+        grants.iter().map(|g| g.is_none_or(|g| g.len() <= MAX_GRANT_BYTES && !g.contains('\0'))).collect();
+    if keep.all() {
+        return Ok((awards, Vec::new()));
+    }
+    let dropped = awards.filter(&!&keep).map_err(failed)?;
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for badge in dropped.column("badge_id").and_then(|c| c.str().cloned()).map_err(failed)?.iter().flatten() {
+        match counts.iter_mut().find(|(b, _)| b == badge) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((badge.to_string(), 1)),
+        }
+    }
+    Ok((awards.filter(&keep).map_err(failed)?, counts))
+}
+
 /// An empty `(badge_id, user_id, grant)` frame.
 pub fn empty_awards() -> DataFrame {
     granted_awards_frame(Vec::new(), Vec::new(), Vec::new()).unwrap_or_default()

@@ -713,3 +713,32 @@ async fn award_and_revoke_name_the_grant_and_the_csv_export_ends_with_it(
     assert_eq!(host.count(revoked_grant).await, 1);
     assert_eq!(revoked(&host, "active-week").await, 1, "member 2's grant of the same week is kept");
 }
+
+/// An item id longer than a grant key can be (191 bytes, MySQL's key limit) is left out of the
+/// grants with a note on its badge, on every database alike; the other items are granted.
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn an_item_too_long_to_be_a_grant_key_is_left_out_with_a_note_and_the_rest_are_granted(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_guard) = use_backend(backend) else { return };
+    let host = TestHost::for_formulas().await;
+    host.add_members([1], "2025-01-01 00:00:00").await;
+    host.exec("CREATE TABLE entries (user_id INTEGER NOT NULL, created_at TEXT NOT NULL, contest TEXT)").await;
+    let long = "x".repeat(192);
+    let rows = ["1, '2026-06-01 10:00:00', '7'".to_string(), format!("1, '2026-06-01 11:00:00', '{long}'")];
+    let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
+    host.insert("entries", "user_id, created_at, contest", &rows).await;
+    let sources = format!(
+        "{}\n[sources.events]\nentries = 'SELECT user_id, created_at, contest AS item FROM entries'\n",
+        host.formula_sources()
+    );
+    let plan = host.plan(&host.config(&repeating("per-thread", "item", "count(entries) >= 1", ""), &sources));
+    let report = host.run(&plan, at("2026-06-20T00:00:00Z")).await;
+    assert_eq!(status(&report, "per-thread"), "evaluated");
+    assert_eq!(report.badges[0].new_awards, 1);
+    let note = report.badges[0].message.clone().unwrap_or_default();
+    assert!(note.contains("1 grant(s) left out") && note.contains("191"), "{note}");
+    let grants: Vec<String> = host.stored_awards().await.into_iter().map(|a| a.grant).collect();
+    assert_eq!(grants, vec!["7".to_string()]);
+}
