@@ -450,13 +450,15 @@ impl Store {
                         let mut queue = QueryBuilder::new(queue_head.as_str());
                         queue.push("SELECT badge_id, user_id, grant_key, ").push_bind(awarded_at);
                         queue.push(", 'deferred' FROM accolade_awards WHERE notify = ").push_bind(true);
-                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND (");
+                        // A row-value list, not a chain of ORs: SQLite refuses expressions
+                        // deeper than 1,000, and a group holds up to INSERT_BATCH_ROWS pairs.
+                        queue.push(" AND badge_id = ").push_bind(badge).push(" AND (user_id, grant_key) IN (");
+                        queue.push(self.row_list_head());
                         for (i, (_, user, grant)) in group.iter().enumerate() {
                             if i > 0 {
-                                queue.push(" OR ");
+                                queue.push(", ");
                             }
-                            queue.push("(user_id = ").push_bind(*user).push(" AND grant_key = ").push_bind(*grant);
-                            queue.push(")");
+                            queue.push("(").push_bind(*user).push(", ").push_bind(*grant).push(")");
                         }
                         queue.push(")").push(suffix);
                         queue.build().execute(&mut *tx).await.context("queueing notifications")?;
@@ -467,6 +469,15 @@ impl Store {
             tx.commit().await.context("committing awards")?;
         });
         Ok(counts)
+    }
+
+    /// What opens a list of row values on the right of `(a, b) IN (…)`: SQLite takes only a
+    /// subquery there (`VALUES (…), (…)`), MariaDB only the bare list.
+    fn row_list_head(&self) -> &'static str {
+        match self.db.dialect() {
+            Dialect::MySql => "",
+            Dialect::Sqlite | Dialect::Postgres => "VALUES ",
+        }
     }
 
     /// `INSERT [IGNORE] INTO table (columns) ` for a conflict-ignoring insert.

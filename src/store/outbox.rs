@@ -83,13 +83,15 @@ impl Store {
         for chunk in keys.chunks(RELEASE_BATCH) {
             released += with_pool!(self.db(), pool => {
                 let mut update = QueryBuilder::new("UPDATE accolade_outbox SET state = 'pending', queued_at = ");
-                update.push_bind(now).push(" WHERE state = 'deferred' AND (");
+                // A row-value list, not a chain of ORs: SQLite refuses expressions deeper than 1,000.
+                update.push_bind(now).push(" WHERE state = 'deferred' AND (badge_id, user_id, grant_key, event) IN (");
+                update.push(self.row_list_head());
                 for (i, (badge, user, grant, event)) in chunk.iter().enumerate() {
                     if i > 0 {
-                        update.push(" OR ");
+                        update.push(", ");
                     }
-                    update.push("(badge_id = ").push_bind(badge).push(" AND user_id = ").push_bind(*user);
-                    update.push(" AND grant_key = ").push_bind(grant).push(" AND event = ").push_bind(event).push(")");
+                    update.push("(").push_bind(badge).push(", ").push_bind(*user).push(", ").push_bind(grant);
+                    update.push(", ").push_bind(event).push(")");
                 }
                 update.push(")");
                 update.build().execute(pool).await.map(|r| r.rows_affected())

@@ -1824,3 +1824,29 @@ async fn a_write_of_many_badges_and_members_counts_each_badges_new_awards_in_the
     let queued = host.count("SELECT COUNT(*) FROM accolade_outbox").await;
     assert_eq!(queued, members + thirds, "announced badges queued once each, the quiet one not at all");
 }
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn more_deferred_notifications_than_one_statement_holds_are_all_released(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    use accolade::store::{AwardKind, AwardSource};
+    let Some(_backend) = use_backend(backend) else { return };
+    let host = TestHost::canonical().await;
+    let store = host.store();
+    accolade::store::migrate(&store).await.expect("the schema");
+    // Several release statements' worth of deferred rows, and one already pending.
+    let members = 2_500_i64;
+    let rule = AwardKind { source: AwardSource::Rule, notify: true };
+    let kinds = std::collections::HashMap::new();
+    let frame = accolade::evaluate::awards_frame(vec!["poster".into(); members as usize], (1..=members).collect())
+        .expect("a frame");
+    store.insert_awards(&frame, at(AS_OF), &kinds, rule, None, None).await.expect("the write");
+    assert_eq!(host.count("SELECT COUNT(*) FROM accolade_outbox WHERE state = 'deferred'").await, members);
+
+    let first = store.release_notifications(Some(1_500), at(AS_OF)).await.expect("a throttled release");
+    assert_eq!(first, 1_500, "the oldest 1,500 released");
+    let rest = store.release_notifications(None, at(AS_OF)).await.expect("the release of the rest");
+    assert_eq!(rest, (members - 1_500) as u64, "the others released, none twice");
+    assert_eq!(host.count("SELECT COUNT(*) FROM accolade_outbox WHERE state = 'pending'").await, members);
+}
