@@ -3,7 +3,8 @@
 //! [`crate::openbadges`]).
 
 use super::{Outcome, connect, load_plan};
-use crate::openbadges::{self, Site, Version, sign::Signer};
+use crate::config::plan::Badge;
+use crate::openbadges::{self, DataModel, Site, Version, bake::Image, sign::Signer};
 use crate::sources;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::Utc;
@@ -35,10 +36,27 @@ pub struct ExportOpts {
     /// The directory Open Badges documents are written to (laid out like their URLs).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Also sign each Open Badges 3.0 credential as a VC-JWT with this Ed25519 private key
-    /// (PKCS#8 PEM), written beside it as .jwt.
+    /// Also sign each Open Badges 3.0 credential as a VC-JWT with this private key (PEM:
+    /// Ed25519 for EdDSA, RSA for RS256), written beside it as .jwt.
     #[arg(long, value_name = "KEYFILE")]
     pub sign: Option<PathBuf>,
+    /// The VC Data Model of Open Badges 3.0 credentials: 2.0 (Open Badges 3.0.3, the default)
+    /// or 1.1 (for wallets that predate it).
+    #[arg(long, value_name = "VERSION")]
+    pub vc: Option<VcVersion>,
+    /// Also write each award baked into its badge's image beside its document (.png or .svg):
+    /// the badge's `image` file (PNG or SVG, relative to the config file) or, without one, the
+    /// generated SVG.
+    #[arg(long)]
+    pub bake: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VcVersion {
+    #[value(name = "2.0")]
+    V2,
+    #[value(name = "1.1")]
+    V1_1,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -65,10 +83,12 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         Format::Csv | Format::Json => None,
     };
     if let Some(version) = version {
-        return export_open_badges(&plan, &export, version).await;
+        let path = crate::config::locate(config);
+        let config_dir = path.parent().unwrap_or(Path::new(""));
+        return export_open_badges(&plan, &export, version, config_dir).await;
     }
-    if export.out.is_some() || export.sign.is_some() {
-        bail!("--out and --sign apply to --format openbadges-v2 and openbadges-v3 only");
+    if export.out.is_some() || export.sign.is_some() || export.vc.is_some() || export.bake {
+        bail!("--out, --sign, --vc and --bake apply to --format openbadges-v2 and openbadges-v3 only");
     }
     let (db, store) = connect(&plan).await?;
     let awards = store.awards(&export.badges).await;
@@ -100,6 +120,7 @@ async fn export_open_badges(
     plan: &crate::config::plan::Plan,
     export: &ExportOpts,
     version: Version,
+    config_dir: &Path,
 ) -> Result<Outcome> {
     let issuer = plan.issuer.as_ref().ok_or_else(|| {
         anyhow!("--format openbadges-*: the config has no [issuer] (id, name, url, email) to issue the badges as")
@@ -111,9 +132,17 @@ async fn export_open_badges(
         (Some(path), Version::V3) => Some(Signer::from_file(path)?.published_at(&Site::new(issuer)?.jwks_url()?)),
         (None, _) => None,
     };
-    let site = Site::new(issuer)?;
+    let model = match (export.vc, version) {
+        (Some(_), Version::V2) => {
+            bail!("--vc applies to openbadges-v3 (2.0 assertions are not verifiable credentials)")
+        }
+        (Some(VcVersion::V1_1), Version::V3) => DataModel::V1_1,
+        (Some(VcVersion::V2) | None, _) => DataModel::V2,
+    };
+    let site = Site::new(issuer)?.with_data_model(model);
     let badges: Vec<_> =
         plan.badges.iter().filter(|b| export.badges.is_empty() || export.badges.contains(&b.id)).collect();
+    let images = if export.bake { Some(badge_images(&badges, config_dir)?) } else { None };
     let (db, store) = connect(plan).await?;
     let loaded = async {
         crate::store::migrate(&store).await?;
@@ -136,14 +165,21 @@ async fn export_open_badges(
     super::disconnect(&db, &store).await;
     let (emails, awards) = loaded?;
     let emails = email_map(&emails)?;
-    let summary = openbadges::write_export(out, &site, version, &badges, &awards, &emails, signer.as_ref())?;
+    let extras = openbadges::Extras { signer: signer.as_ref(), images: images.as_ref() };
+    let summary = openbadges::write_export(out, &site, version, &badges, &awards, &emails, extras)?;
     let name = match version {
         Version::V2 => "Open Badges 2.0 assertion(s)",
         Version::V3 if signer.is_some() => "Open Badges 3.0 credential(s), each also as a signed VC-JWT",
         Version::V3 => "Open Badges 3.0 credential(s)",
     };
+    let form = match (version, model) {
+        (Version::V2, _) => "",
+        (Version::V3, DataModel::V2) => " (VC Data Model 2.0)",
+        (Version::V3, DataModel::V1_1) => " (VC Data Model 1.1)",
+    };
+    let baked = if export.bake { format!(", {} baked into badge images", summary.baked) } else { String::new() };
     println!(
-        "wrote {} {name} ({} revoked) for {} badge(s) to {}",
+        "wrote {} {name}{form} ({} revoked{baked}) for {} badge(s) to {}",
         summary.awards,
         summary.revoked,
         summary.badges,
@@ -160,6 +196,39 @@ async fn export_open_badges(
         }
     }
     Ok(Outcome::Success)
+}
+
+/// Each badge's image to bake awards into: its `image` file (a path relative to the config
+/// file's folder; PNG or SVG, recognised by content), or the generated SVG when it has none.
+/// Every badge whose image cannot be baked is named at once.
+fn badge_images(badges: &[&Badge], config_dir: &Path) -> Result<HashMap<String, Image>> {
+    let mut images = HashMap::new();
+    let mut problems = Vec::new();
+    for badge in badges {
+        let image = match &badge.image {
+            None => Ok(Image::Svg(openbadges::generated_svg(&badge.name))),
+            Some(image) if url::Url::parse(image).is_ok() => Err(anyhow!(
+                "its image '{image}' is a URL; baking needs the image as a file: set image to a PNG or SVG path \
+                 relative to the config file (it is published under [issuer] url all the same)"
+            )),
+            Some(image) => {
+                let file = config_dir.join(image);
+                std::fs::read(&file)
+                    .with_context(|| format!("cannot read its image {}", file.display()))
+                    .and_then(|bytes| Image::from_bytes(bytes, &format!("its image {}", file.display())))
+            }
+        };
+        match image {
+            Ok(image) => {
+                images.insert(badge.id.clone(), image);
+            }
+            Err(error) => problems.push(format!("badge '{}': {error:#}", badge.id)),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("--bake: {}", problems.join("\n  "));
+    }
+    Ok(images)
 }
 
 /// `user_id -> email` from the loaded `(user_id, email)` frame.

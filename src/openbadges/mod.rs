@@ -7,14 +7,18 @@
 //! with the award's own salt (see `accolade_award_salts`), so one member's awards cannot be
 //! linked to each other or across exports by their hashes.
 //!
-//! 3.0 credentials follow the VC Data Model 1.1 serialization of Open Badges 3.0 (`issuanceDate`,
-//! context `credentials/v1` + `ob/v3p0/context-3.0.2.json`, and on credentials 1EdTech's
-//! `ob/v3p0/extensions.json` for the revocation list's type), the one 1EdTech's published JSON
-//! Schema for `AchievementCredential` validates. Every document expands under JSON-LD safe mode
-//! with its declared contexts (tests/it/jsonld.rs). Revocation is shown as each standard says: a
+//! 3.0 credentials follow Open Badges 3.0.3 on the VC Data Model 2.0 by default (context
+//! `ns/credentials/v2` + `ob/v3p0/context-3.0.3.json`, `validFrom`, and a `credentialSchema`
+//! naming 1EdTech's 3.0.3 JSON Schema), or, for older wallets, the VC Data Model 1.1 form
+//! ([`DataModel::V1_1`]: `credentials/v1` + `context-3.0.2.json`, `issuanceDate`). Credentials
+//! of both forms also declare 1EdTech's `ob/v3p0/extensions.json`, which defines the revocation
+//! list's type. Awards have no end, so no credential has a `validUntil`. Every document expands
+//! under JSON-LD safe mode with its declared contexts (tests/it/openbadges.rs). Revocation is
+//! shown as each standard says: a
 //! 2.0 assertion carries `revoked` and `revocationReason`; a 3.0 credential points its
 //! `credentialStatus` at the issuer's `1EdTechRevocationList`, written beside it.
 
+pub mod bake;
 pub mod sign;
 
 use crate::config::plan::{Badge, Issuer};
@@ -35,16 +39,47 @@ pub enum Version {
     V3,
 }
 
+/// Which VC Data Model an Open Badges 3.0 credential is serialized in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataModel {
+    /// VC Data Model 2.0, as Open Badges 3.0.3 requires (the default).
+    #[default]
+    V2,
+    /// VC Data Model 1.1, for wallets that predate 3.0.3.
+    V1_1,
+}
+
 const V2_CONTEXT: &str = "https://w3id.org/openbadges/v2";
-const V3_CONTEXT: [&str; 2] =
+const VC2_CONTEXT: [&str; 2] =
+    ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"];
+const VC1_CONTEXT: [&str; 2] =
     ["https://www.w3.org/2018/credentials/v1", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json"];
 
-/// A credential's contexts: [`V3_CONTEXT`] and 1EdTech's extensions context, which defines
-/// `1EdTechRevocationList` (its `credentialStatus` type). Without it the type is a relative
-/// IRI, and JSON-LD processors in safe mode (as data-integrity verifiers run them) refuse the
-/// credential.
-const V3_CREDENTIAL_CONTEXT: [&str; 3] =
-    [V3_CONTEXT[0], V3_CONTEXT[1], "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json"];
+/// 1EdTech's extensions context, which defines `1EdTechRevocationList` (a credential's
+/// `credentialStatus` type) and `1EdTechJsonSchemaValidator2019` (its `credentialSchema`
+/// type). Without it those types are relative IRIs, and JSON-LD processors in safe mode (as
+/// data-integrity verifiers run them) refuse the credential.
+const EXTENSIONS_CONTEXT: &str = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json";
+
+/// 1EdTech's published JSON Schema for 3.0.3 credentials, named in each 2.0-form credential.
+pub const ACHIEVEMENT_CREDENTIAL_SCHEMA: &str =
+    "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential-jsonschema1.json";
+
+impl DataModel {
+    /// The contexts of a 3.0 profile or achievement in this form.
+    fn contexts(self) -> [&'static str; 2] {
+        match self {
+            DataModel::V2 => VC2_CONTEXT,
+            DataModel::V1_1 => VC1_CONTEXT,
+        }
+    }
+
+    /// The contexts of a 3.0 credential: the form's and the extensions context.
+    fn credential_contexts(self) -> [&'static str; 3] {
+        let [vc, ob] = self.contexts();
+        [vc, ob, EXTENSIONS_CONTEXT]
+    }
+}
 
 /// The recipient identity of an award: `sha256$` and the hex SHA-256 of the normalised email
 /// followed by the salt.
@@ -60,12 +95,23 @@ pub fn identity_hash(email: &str, salt: &str) -> String {
 pub struct Site {
     issuer: Issuer,
     base: Url,
+    model: DataModel,
 }
 
 impl Site {
     pub fn new(issuer: &Issuer) -> Result<Site> {
         let base = issuer.id.join(".").with_context(|| format!("[issuer] id '{}': no directory", issuer.id))?;
-        Ok(Site { issuer: issuer.clone(), base })
+        Ok(Site { issuer: issuer.clone(), base, model: DataModel::default() })
+    }
+
+    /// The same site writing 3.0 credentials in `model`.
+    pub fn with_data_model(mut self, model: DataModel) -> Site {
+        self.model = model;
+        self
+    }
+
+    pub fn data_model(&self) -> DataModel {
+        self.model
     }
 
     fn url(&self, path: &str) -> Result<Url> {
@@ -122,7 +168,7 @@ impl Site {
         let issuer = &self.issuer;
         let mut doc = match version {
             Version::V2 => json!({"@context": V2_CONTEXT, "type": "Issuer"}),
-            Version::V3 => json!({"@context": V3_CONTEXT, "type": ["Profile"]}),
+            Version::V3 => json!({"@context": self.model.contexts(), "type": ["Profile"]}),
         };
         let fields = doc.as_object_mut().expect("a JSON object literal");
         fields.insert("id".into(), json!(issuer.id.as_str()));
@@ -174,7 +220,7 @@ impl Site {
                 "issuer": self.issuer.id.as_str(),
             }),
             Version::V3 => json!({
-                "@context": V3_CONTEXT,
+                "@context": self.model.contexts(),
                 "id": id.as_str(),
                 "type": ["Achievement"],
                 "name": badge.name,
@@ -215,13 +261,17 @@ impl Site {
             Version::V3 => {
                 let mut achievement = badge_document.clone();
                 achievement.as_object_mut().map(|a| a.remove("@context"));
-                json!({
-                    "@context": V3_CREDENTIAL_CONTEXT,
+                let issued_field = match self.model {
+                    DataModel::V2 => "validFrom",
+                    DataModel::V1_1 => "issuanceDate",
+                };
+                let mut credential = json!({
+                    "@context": self.model.credential_contexts(),
                     "id": id.as_str(),
                     "type": ["VerifiableCredential", "OpenBadgeCredential"],
                     "name": badge.name,
                     "issuer": self.issuer_v3(),
-                    "issuanceDate": issued,
+                    issued_field: issued,
                     "credentialSubject": {
                         "type": ["AchievementSubject"],
                         "identifier": [{
@@ -234,7 +284,16 @@ impl Site {
                         "achievement": achievement,
                     },
                     "credentialStatus": {"id": self.revocation_list_url()?.as_str(), "type": "1EdTechRevocationList"},
-                })
+                });
+                if self.model == DataModel::V2
+                    && let Some(fields) = credential.as_object_mut()
+                {
+                    fields.insert(
+                        "credentialSchema".into(),
+                        json!([{"id": ACHIEVEMENT_CREDENTIAL_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}]),
+                    );
+                }
+                credential
             }
         };
         if version == Version::V2
@@ -278,16 +337,20 @@ pub fn timestamp(instant: DateTime<Utc>) -> String {
 
 /// A round SVG medal with the badge's initials, as a `data:` URI.
 fn generated_image(name: &str) -> String {
+    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(generated_svg(name)))
+}
+
+/// The SVG of [`generated_image`]: what a badge without an image of its own is baked into.
+pub fn generated_svg(name: &str) -> String {
     let initials: String =
         name.split_whitespace().filter_map(|w| w.chars().next()).take(3).collect::<String>().to_uppercase();
     let initials = initials.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
-    let svg = format!(
+    format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='256' height='256' viewBox='0 0 256 256'>\
          <circle cx='128' cy='128' r='120' fill='#2f5d8a' stroke='#d9a520' stroke-width='12'/>\
          <text x='128' y='150' font-family='sans-serif' font-size='72' font-weight='bold' fill='#fff' \
          text-anchor='middle'>{initials}</text></svg>"
-    );
-    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg))
+    )
 }
 
 /// What an export wrote.
@@ -297,10 +360,22 @@ pub struct ExportSummary {
     pub awards: usize,
     pub revoked: usize,
     pub badges: usize,
+    /// Baked images written (one per award document, with `--bake`).
+    pub baked: usize,
     /// Awards left out because the member has no email address: `(badge_id, user_id)`.
     pub without_email: Vec<(String, i64)>,
     /// Awards of members the users source no longer returns.
     pub unknown_members: Vec<(String, i64)>,
+}
+
+/// What an export writes beside each award's JSON document.
+#[derive(Default)]
+pub struct Extras<'a> {
+    /// Signs each 3.0 credential as a VC-JWT (`.jwt`).
+    pub signer: Option<&'a sign::Signer>,
+    /// Each badge's image (by badge id), to bake every award of it into (`.png` / `.svg`):
+    /// a 2.0 assertion or a 3.0 credential as JSON, or a signed credential's JWS.
+    pub images: Option<&'a HashMap<String, bake::Image>>,
 }
 
 /// Writes the issuer, badge and award documents of `awards` (each with a salt) into `dir`.
@@ -311,8 +386,9 @@ pub fn write_export(
     badges: &[&Badge],
     awards: &[AwardRecord],
     emails: &HashMap<i64, Option<String>>,
-    signer: Option<&sign::Signer>,
+    extras: Extras<'_>,
 ) -> Result<ExportSummary> {
+    let signer = extras.signer;
     let mut summary = ExportSummary::default();
     let write = |url: &Url, extension: Option<&str>, contents: &[u8]| -> Result<()> {
         let mut path = dir.join(site.file_of(url)?);
@@ -356,9 +432,26 @@ pub fn write_export(
         };
         let document = site.award_document(version, badge, badge_document, award, email)?;
         let url = site.award_url(version, &badge.id, award.user_id, &award.grant)?;
-        write(&url, None, &json(&document)?)?;
-        if let (Version::V3, Some(signer)) = (version, signer) {
-            write(&url, Some("jwt"), signer.sign_credential(&document, award.awarded_at)?.as_bytes())?;
+        let text = json(&document)?;
+        write(&url, None, &text)?;
+        let token = match (version, signer) {
+            (Version::V3, Some(signer)) => {
+                let token = signer.sign_credential(&document, award.awarded_at, site.data_model())?;
+                write(&url, Some("jwt"), token.as_bytes())?;
+                Some(token)
+            }
+            _ => None,
+        };
+        if let Some(image) = extras.images.and_then(|images| images.get(&badge.id)) {
+            let text = std::str::from_utf8(&text).context("a document that is not UTF-8")?;
+            let payload = match &token {
+                Some(token) => bake::Payload::Jws(token),
+                None => bake::Payload::Json { text, url: url.as_str() },
+            };
+            let baked = bake::bake(image, version, payload)
+                .with_context(|| format!("baking {url} into badge '{}'", badge.id))?;
+            write(&url, Some(image.extension()), &baked)?;
+            summary.baked += 1;
         }
         if award.revoked_at.is_some() {
             summary.revoked += 1;

@@ -2,15 +2,18 @@
 //! Open Badges 3.0), with an Ed25519 key (`alg = EdDSA`) or an RSA key (`alg = RS256`, the
 //! algorithm every Open Badges 3.0 verifier must support). The JOSE header has `typ = JWT`,
 //! the public key as `jwk`, and a `kid` that is a URL inside the export: `jwks.json#ID`, where
-//! `jwks.json` publishes the key under that same `kid`. The claims are `vc` (the credential),
-//! `iss` (its issuer id), `jti` (its id), `nbf` (its issuance date) and, when the credential's
-//! subject has an id, `sub`.
+//! `jwks.json` publishes the key under that same `kid` (Open Badges 3.0 allows no other
+//! header). A VC Data Model 2.0 credential is itself the payload (VC-JOSE), with the claims
+//! `iss` (its issuer id), `jti` (its id), `nbf` (its `validFrom`) and, when the credential's
+//! subject has an id, `sub`; a VC Data Model 1.1 credential goes in a `vc` claim beside the same
+//! claims (`nbf` is then its `issuanceDate`).
 //!
 //! Signing is done by the `jsonwebtoken` crate; `ring` derives the public key from the
 //! private one. The key file is PEM: a PKCS#8 Ed25519 key (`openssl genpkey -algorithm
 //! ed25519`), or a PKCS#8 or PKCS#1 RSA key of 2048 bits or more (`openssl genpkey -algorithm
 //! RSA -pkeyopt rsa_keygen_bits:3072`).
 
+use super::DataModel;
 use anyhow::{Context, Result, anyhow};
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -135,23 +138,25 @@ impl Signer {
         serde_json::to_value(&self.jwk).unwrap_or(Value::Null)
     }
 
-    /// The credential as a compact VC-JWT.
-    pub fn sign_credential(&self, credential: &Value, issued: DateTime<Utc>) -> Result<String> {
+    /// The credential as a compact VC-JWT, in the JWT form of its data model.
+    pub fn sign_credential(&self, credential: &Value, issued: DateTime<Utc>, model: DataModel) -> Result<String> {
         let mut header = Header::new(self.algorithm);
         header.typ = Some("JWT".to_string());
         header.kid = self.jwk.common.key_id.clone();
         header.jwk = Some(self.jwk.clone());
         let field = |name: &str| credential.get(name).cloned().unwrap_or(Value::Null);
         let issuer = credential.get("issuer").and_then(|i| i.get("id")).cloned().unwrap_or(Value::Null);
-        let mut claims = json!({
-            "vc": credential,
-            "iss": issuer,
-            "jti": field("id"),
-            "nbf": issued.timestamp(),
-        });
-        if let Some(subject) = credential.get("credentialSubject").and_then(|s| s.get("id"))
-            && let Some(fields) = claims.as_object_mut()
-        {
+        let mut claims = match model {
+            DataModel::V2 => credential.clone(),
+            DataModel::V1_1 => json!({"vc": credential}),
+        };
+        let Some(fields) = claims.as_object_mut() else {
+            return Err(anyhow!("a credential to sign is not a JSON object"));
+        };
+        fields.insert("iss".into(), issuer);
+        fields.insert("jti".into(), field("id"));
+        fields.insert("nbf".into(), json!(issued.timestamp()));
+        if let Some(subject) = credential.get("credentialSubject").and_then(|s| s.get("id")) {
             fields.insert("sub".into(), subject.clone());
         }
         jsonwebtoken::encode(&header, &claims, &self.key).context("signing a credential")

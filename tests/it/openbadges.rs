@@ -131,7 +131,9 @@ async fn open_badges_3_credentials_validate_against_1edtech_schemas_and_list_rev
     // Member 4 has no email: their poster award is left out and reported.
     assert!(exported.stderr.contains("skipped 1 award(s): the member has no email"), "{}", exported.describe());
 
-    let credential_schema = validator("v3/achievementcredential.json");
+    // The default form: Open Badges 3.0.3 on the VC Data Model 2.0, checked with 1EdTech's
+    // 3.0.3 schema (which also requires the contexts in order).
+    let credential_schema = validator("v3/ob_v3p0_achievementcredential-jsonschema1.json");
     let credentials = documents(&out, "credentials");
     let names: Vec<&str> = credentials.keys().map(String::as_str).collect();
     assert_eq!(
@@ -145,16 +147,23 @@ async fn open_badges_3_credentials_validate_against_1edtech_schemas_and_list_rev
     );
     for (name, credential) in &credentials {
         assert_valid(&credential_schema, credential, name);
-        // What the schema leaves to the prose: the contexts and both types.
-        assert_eq!(credential["@context"][0], "https://www.w3.org/2018/credentials/v1", "{name}");
-        assert_eq!(credential["@context"][1], "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json");
+        assert_eq!(credential["@context"][0], "https://www.w3.org/ns/credentials/v2", "{name}");
+        assert_eq!(credential["@context"][1], "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json");
         let types: Vec<&str> =
             credential["type"].as_array().expect("type is an array").iter().filter_map(Value::as_str).collect();
         assert_eq!(types, ["VerifiableCredential", "OpenBadgeCredential"], "{name}");
         assert_eq!(credential["id"], format!("https://badges.example.org/ob/{name}"), "ids mirror the files");
         assert_eq!(credential["issuer"]["id"], "https://badges.example.org/ob/issuer.json");
-        assert_eq!(credential["issuanceDate"], "2026-03-01T12:00:00Z");
+        assert_eq!(credential["validFrom"], "2026-03-01T12:00:00Z");
+        assert!(credential.get("issuanceDate").is_none(), "{name}: a 1.1 field in a 2.0 credential");
+        assert!(credential.get("validUntil").is_none(), "{name}: awards have no end");
+        assert_eq!(
+            credential["credentialSchema"][0]["id"],
+            "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential-jsonschema1.json"
+        );
+        assert_eq!(credential["credentialSchema"][0]["type"], "1EdTechJsonSchemaValidator2019");
     }
+    assert!(exported.stdout.contains("Open Badges 3.0 credential(s) (VC Data Model 2.0)"), "{}", exported.describe());
     let prolific = &credentials["credentials/prolific/1.json"]["credentialSubject"]["achievement"];
     assert_eq!(prolific["name"], "Prolific & <Proud>");
     assert_eq!(prolific["description"], "Writes a lot.");
@@ -163,10 +172,13 @@ async fn open_badges_3_credentials_validate_against_1edtech_schemas_and_list_rev
     let poster = &credentials["credentials/poster/3.json"]["credentialSubject"]["achievement"];
     assert_eq!(poster["criteria"]["narrative"], "Awarded to members who have written at least 1 post or comment.");
 
-    let profile_schema = validator("v3/profile.json");
-    assert_valid(&profile_schema, &read_json(&out.join("issuer.json")), "issuer.json");
+    let profile_schema = validator("v3/ob_v3p0_profile-jsonschema1.json");
+    let issuer = read_json(&out.join("issuer.json"));
+    assert_valid(&profile_schema, &issuer, "issuer.json");
+    assert_eq!(issuer["@context"][0], "https://www.w3.org/ns/credentials/v2");
     for achievement in documents(&out, "achievements").values() {
         assert_eq!(achievement["type"][0], "Achievement");
+        assert_eq!(achievement["@context"][1], "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json");
         assert_valid(
             &credential_schema,
             &with_achievement(&credentials["credentials/poster/1.json"], achievement),
@@ -180,6 +192,36 @@ async fn open_badges_3_credentials_validate_against_1edtech_schemas_and_list_rev
     assert_eq!(revoked.len(), 1, "{revocations:#}");
     assert_eq!(revoked[0]["id"], "https://badges.example.org/ob/credentials/poster/2.json");
     assert_eq!(revoked[0]["revocationReason"], "Posted spam");
+}
+
+/// `--vc 1.1` keeps the VC Data Model 1.1 form for older wallets: `issuanceDate`, the 1.1 and
+/// 3.0.2 contexts, valid against 1EdTech's 1.1-era schemas, and revocation as in 2.0.
+#[tokio::test]
+async fn open_badges_3_credentials_in_the_vc_1_1_form_validate_against_the_1_1_era_schemas() {
+    let (host, config) = awarded_host().await;
+    let out = host.dir().join("ob3-vc11");
+    let exported = export(&config, "openbadges-v3", &out, &["--vc", "1.1"]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    assert!(exported.stdout.contains("(VC Data Model 1.1)"), "{}", exported.describe());
+    let credential_schema = validator("v3/achievementcredential.json");
+    let credentials = documents(&out, "credentials");
+    assert_eq!(credentials.len(), 4);
+    for (name, credential) in &credentials {
+        assert_valid(&credential_schema, credential, name);
+        assert_eq!(credential["@context"][0], "https://www.w3.org/2018/credentials/v1", "{name}");
+        assert_eq!(credential["@context"][1], "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json");
+        assert_eq!(credential["issuanceDate"], "2026-03-01T12:00:00Z");
+        assert!(credential.get("validFrom").is_none(), "{name}");
+        assert!(credential.get("credentialSchema").is_none(), "{name}: the 3.0.3 schema is for the 2.0 form");
+    }
+    assert_valid(&validator("v3/profile.json"), &read_json(&out.join("issuer.json")), "issuer.json");
+    let revocations = read_json(&out.join("revocations.json"));
+    assert_eq!(credentials["credentials/poster/2.json"]["credentialStatus"]["id"], revocations["id"]);
+    assert_eq!(revocations["revokedCredentials"][0]["id"], "https://badges.example.org/ob/credentials/poster/2.json");
+
+    let refused = export(&config, "openbadges-v2", &host.dir().join("ob2-vc"), &["--vc", "1.1"]);
+    assert_eq!(refused.code, 2, "{}", refused.describe());
+    assert!(refused.stderr.contains("--vc applies to openbadges-v3"), "{}", refused.describe());
 }
 
 /// `credential` with its achievement replaced, to validate an exported Achievement document
@@ -292,11 +334,12 @@ fn issuer_key(dir: &Path, kind: &str) -> PathBuf {
 #[tokio::test]
 async fn signed_credentials_are_vc_jwts_that_verify_with_the_published_key(
     #[values("ed25519", "rsa", "rsa-pkcs1")] kind: &str,
+    #[values("2.0", "1.1")] vc: &str,
 ) {
     let (host, config) = awarded_host().await;
     let key_file = issuer_key(host.dir(), kind);
     let out = host.dir().join("signed");
-    let exported = export(&config, "openbadges-v3", &out, &["--sign", path(&key_file)]);
+    let exported = export(&config, "openbadges-v3", &out, &["--sign", path(&key_file), "--vc", vc]);
     assert_eq!(exported.code, 0, "{}", exported.describe());
 
     let expected = if kind == "ed25519" { Algorithm::EdDSA } else { Algorithm::RS256 };
@@ -321,9 +364,24 @@ async fn signed_credentials_are_vc_jwts_that_verify_with_the_published_key(
         assert_eq!(header.kid, jwk.common.key_id, "{name}");
         let data = jsonwebtoken::decode::<Value>(&token, &key, &validation)
             .unwrap_or_else(|e| panic!("{name}: the signature does not verify: {e}"));
-        assert_eq!(data.claims["vc"], credential, "{name}: the token carries the credential");
+        // VC Data Model 2.0 (VC-JOSE): the payload is the credential with the JWT claims
+        // added; 1.1: the credential is the `vc` claim.
+        let carried = match vc {
+            "2.0" => {
+                let mut payload = data.claims.clone();
+                for claim in ["iss", "jti", "nbf"] {
+                    payload.as_object_mut().map(|p| p.remove(claim));
+                }
+                assert!(data.claims.get("vc").is_none(), "{name}: no vc claim in the 2.0 form");
+                payload
+            }
+            _ => data.claims["vc"].clone(),
+        };
+        assert_eq!(carried, credential, "{name}: the token carries the credential");
         assert_eq!(data.claims["iss"], credential["issuer"]["id"]);
         assert_eq!(data.claims["jti"], credential["id"]);
+        let issued = if vc == "2.0" { &credential["validFrom"] } else { &credential["issuanceDate"] };
+        assert_eq!(issued, "2026-03-01T12:00:00Z");
         assert_eq!(data.claims["nbf"], at("2026-03-01T12:00:00Z").timestamp());
         verified += 1;
     }
@@ -510,28 +568,188 @@ fn json_ld_files(dir: &Path) -> Vec<PathBuf> {
 async fn every_exported_document_expands_in_json_ld_safe_mode_with_its_declared_contexts() {
     let (host, config) = awarded_host().await;
     let mut files = Vec::new();
-    for (format, dir, awards) in [("openbadges-v2", "ob2", "/assertions/"), ("openbadges-v3", "ob3", "/credentials/")] {
+    for (format, dir, awards, extra) in [
+        ("openbadges-v2", "ob2", "/assertions/", &[][..]),
+        ("openbadges-v3", "ob3", "/credentials/", &[][..]),
+        ("openbadges-v3", "ob3-vc11", "/credentials/", &["--vc", "1.1"][..]),
+    ] {
         let out = host.dir().join(dir);
-        let exported = export(&config, format, &out, &[]);
+        let exported = export(&config, format, &out, extra);
         assert_eq!(exported.code, 0, "{}", exported.describe());
         let found = json_ld_files(&out);
         assert_eq!(found.iter().filter(|f| f.to_string_lossy().contains(awards)).count(), 4, "{found:?}");
         files.extend(found);
     }
-    assert!(files.len() >= 12, "issuer, badges and awards of both versions: {files:?}");
+    assert!(files.len() >= 18, "issuer, badges and awards of both versions and both 3.0 forms: {files:?}");
     let Some(output) = expand_in_safe_mode(&files) else { return };
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), files.len(), "{stdout}");
 
-    let credential = files.iter().find(|f| f.to_string_lossy().contains("/credentials/")).expect("a credential");
-    let mut document = read_json(credential);
-    let contexts = document["@context"].as_array_mut().expect("a context list");
-    contexts.retain(|c| !c.as_str().is_some_and(|c| c.ends_with("/extensions.json")));
-    let without = host.dir().join("without-extensions.json");
-    std::fs::write(&without, serde_json::to_vec(&document).expect("JSON")).expect("writing the copy");
-    let Some(output) = expand_in_safe_mode(&[without]) else { return };
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{stdout}");
-    assert!(stdout.contains("relative @type reference") && stdout.contains("1EdTechRevocationList"), "{stdout}");
+    // Without the extensions context, a credential of either form fails, on the first
+    // 1EdTech type it meets (the revocation list, or the 2.0 form's schema validator).
+    for form in ["/ob3/", "/ob3-vc11/"] {
+        let credential = files
+            .iter()
+            .find(|f| f.to_string_lossy().contains(form) && f.to_string_lossy().contains("/credentials/"))
+            .expect("a credential");
+        let mut document = read_json(credential);
+        let contexts = document["@context"].as_array_mut().expect("a context list");
+        contexts.retain(|c| !c.as_str().is_some_and(|c| c.ends_with("/extensions.json")));
+        let without = host.dir().join("without-extensions.json");
+        std::fs::write(&without, serde_json::to_vec(&document).expect("JSON")).expect("writing the copy");
+        let Some(output) = expand_in_safe_mode(&[without]) else { return };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "{form}: {stdout}");
+        let named = ["1EdTechRevocationList", "1EdTechJsonSchemaValidator2019"].iter().any(|t| stdout.contains(t));
+        assert!(stdout.contains("relative @type reference") && named, "{form}: {stdout}");
+    }
+}
+
+/// A 3×2 RGBA PNG, encoded by the `png` crate.
+fn png_image() -> (Vec<u8>, Vec<u8>) {
+    let pixels: Vec<u8> = (0..3 * 2 * 4).map(|i| (i * 37 % 256) as u8).collect();
+    let mut bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut bytes, 3, 2);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().expect("a PNG header");
+    writer.write_image_data(&pixels).expect("PNG pixels");
+    writer.finish().expect("a whole PNG");
+    (bytes, pixels)
+}
+
+/// What a PNG carries under `keyword` (read by the `png` crate, not accolade), and its pixels.
+fn unbake_png(file: &Path, keyword: &str) -> (Vec<String>, Vec<u8>) {
+    let reader = std::io::BufReader::new(std::fs::File::open(file).expect("a baked PNG"));
+    let mut decoder = png::Decoder::new(reader).read_info().expect("a readable PNG");
+    let texts: Vec<String> = decoder
+        .info()
+        .utf8_text
+        .iter()
+        .filter(|chunk| chunk.keyword == keyword)
+        .map(|chunk| {
+            assert!(!chunk.compressed, "{}: baking must not compress", file.display());
+            chunk.get_text().expect("UTF-8 text")
+        })
+        .collect();
+    let mut pixels = vec![0; decoder.output_buffer_size().expect("a buffer size")];
+    let frame = decoder.next_frame(&mut pixels).expect("the image");
+    pixels.truncate(frame.buffer_size());
+    (texts, pixels)
+}
+
+/// The element a baked SVG carries first inside its root (read by `roxmltree`): its
+/// namespace, name, `verify` attribute and text, and the names of the root's other elements.
+fn unbake_svg(file: &Path) -> (String, String, Option<String>, String, Vec<String>) {
+    let text = std::fs::read_to_string(file).expect("a baked SVG");
+    let document = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{}: not XML: {e}", file.display()));
+    let root = document.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let mut elements = root.children().filter(|n| n.is_element());
+    let baked = elements.next().expect("an element inside the root");
+    let others = elements.map(|e| e.tag_name().name().to_string()).collect();
+    let body: String = baked.children().filter_map(|n| n.text()).collect();
+    (
+        baked.tag_name().namespace().unwrap_or_default().to_string(),
+        baked.tag_name().name().to_string(),
+        baked.attribute("verify").map(str::to_string),
+        body,
+        others,
+    )
+}
+
+/// `--bake` writes every award baked into its badge's image, beside its document, as each
+/// version's baking rules say; read back by independent PNG and XML parsers, each holds
+/// exactly the exported document (or, signed, its JWS), and the image is otherwise unchanged.
+#[tokio::test]
+async fn baked_badges_unbake_to_exactly_the_exported_documents() {
+    let (host, config) = awarded_host().await;
+    let images = config.parent().expect("the config's folder").join("img");
+    std::fs::create_dir_all(&images).expect("an image folder");
+    let (png, pixels) = png_image();
+    std::fs::write(images.join("prolific.png"), &png).expect("writing the badge image");
+    let key = issuer_key(host.dir(), "ed25519");
+
+    for (format, dir, extra) in [
+        ("openbadges-v2", "ob2", vec![]),
+        ("openbadges-v3", "ob3", vec![]),
+        ("openbadges-v3", "ob3-signed", vec!["--sign", path(&key)]),
+        ("openbadges-v3", "ob3-vc11", vec!["--vc", "1.1"]),
+    ] {
+        let out = host.dir().join(dir);
+        let mut args = vec!["--bake"];
+        args.extend(extra.iter().copied());
+        let exported = export(&config, format, &out, &args);
+        assert_eq!(exported.code, 0, "{}", exported.describe());
+        assert!(exported.stdout.contains("4 baked into badge images"), "{}", exported.describe());
+        let (sub, keyword, namespace, element) = match format {
+            "openbadges-v2" => ("assertions", "openbadges", "http://openbadges.org", "assertion"),
+            _ => ("credentials", "openbadgecredential", "https://purl.imsglobal.org/ob/v3p0", "credential"),
+        };
+        let signed = dir == "ob3-signed";
+        let documents = documents(&out, sub);
+        assert_eq!(documents.len(), 4);
+        for (name, document) in documents {
+            let file = out.join(&name);
+            let exported = std::fs::read_to_string(&file).expect("the document");
+            let token = signed.then(|| std::fs::read_to_string(file.with_extension("jwt")).expect("a token"));
+            if name.contains("/prolific/") {
+                let (texts, unbaked_pixels) = unbake_png(&file.with_extension("png"), keyword);
+                let expected = token.clone().unwrap_or_else(|| exported.clone());
+                assert_eq!(texts, [expected], "{dir}/{name}: one chunk, holding the document");
+                assert_eq!(unbaked_pixels, pixels, "{dir}/{name}: the image is unchanged");
+                assert!(!file.with_extension("svg").exists());
+            } else {
+                let (ns, tag, verify, body, others) = unbake_svg(&file.with_extension("svg"));
+                assert_eq!((ns.as_str(), tag.as_str()), (namespace, element), "{dir}/{name}");
+                assert_eq!(others, ["circle", "text"], "{dir}/{name}: the generated medal kept");
+                match (&token, format) {
+                    (Some(token), _) => {
+                        assert_eq!(verify.as_deref(), Some(token.as_str()), "{dir}/{name}: the JWS");
+                        assert!(body.trim().is_empty(), "{dir}/{name}: a signed credential has no body");
+                    }
+                    (None, "openbadges-v2") => {
+                        assert_eq!(verify.as_deref(), document["id"].as_str(), "{dir}/{name}: the hosted URL");
+                        assert_eq!(body, exported, "{dir}/{name}");
+                    }
+                    (None, _) => {
+                        assert_eq!(verify, None, "{dir}/{name}: no verify without a JWS");
+                        assert_eq!(body, exported, "{dir}/{name}");
+                    }
+                }
+            }
+        }
+    }
+
+    // The badge's own SVG is baked into, its drawing kept; a name with ']]>' survives CDATA.
+    let text = std::fs::read_to_string(&config).expect("the config");
+    let text = text.replace("img/prolific.png", "img/prolific.svg").replace("Prolific & <Proud>", "Pro ]]> lific");
+    std::fs::write(&config, text).expect("rewriting the config");
+    let svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" \
+               viewBox=\"0 0 10 10\"><title>Prolific</title><rect width=\"10\" height=\"10\"/></svg>\n";
+    std::fs::write(images.join("prolific.svg"), svg).expect("writing the SVG image");
+    let out = host.dir().join("ob3-svg");
+    let exported = export(&config, "openbadges-v3", &out, &["--bake"]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    let file = out.join("credentials/prolific/1.json");
+    let (_, tag, _, body, others) = unbake_svg(&file.with_extension("svg"));
+    assert_eq!(tag, "credential");
+    assert_eq!(others, ["title", "rect"]);
+    assert_eq!(body, std::fs::read_to_string(&file).expect("the document"));
+    assert!(body.contains("Pro ]]> lific"), "{body}");
+
+    // An image that is a URL, or a file that is no image, cannot be baked: each is named.
+    let text = std::fs::read_to_string(&config).expect("the config");
+    let text = text.replace("img/prolific.svg", "https://cdn.example.org/prolific.png").replacen(
+        "rule = { type = \"posts_sent\", min = 1 }",
+        "image = \"accolade.toml\"\nrule = { type = \"posts_sent\", min = 1 }",
+        1,
+    );
+    std::fs::write(&config, text).expect("rewriting the config");
+    let refused = export(&config, "openbadges-v2", &host.dir().join("ob2-refused"), &["--bake"]);
+    assert_eq!(refused.code, 2, "{}", refused.describe());
+    assert!(refused.stderr.contains("badge 'prolific': its image 'https://cdn.example.org/prolific.png' is a URL"));
+    assert!(refused.stderr.contains("badge 'poster': its image"), "{}", refused.describe());
+    assert!(refused.stderr.contains("is neither a PNG nor an SVG"), "{}", refused.describe());
 }

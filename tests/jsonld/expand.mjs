@@ -10,6 +10,7 @@ import {dirname, join} from 'node:path';
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'jsonld');
 const bundled = {
   'https://www.w3.org/2018/credentials/v1': 'credentials-v1.json',
+  'https://www.w3.org/ns/credentials/v2': 'credentials-v2.json',
   'https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.2.json': 'ob-v3p0-context-3.0.2.json',
   'https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json': 'ob-v3p0-context-3.0.3.json',
   'https://purl.imsglobal.org/spec/ob/v3p0/extensions.json': 'ob-v3p0-extensions.json',
