@@ -139,7 +139,8 @@ async fn export_open_badges(
         (Some(VcVersion::V1_1), Version::V3) => DataModel::V1_1,
         (Some(VcVersion::V2) | None, _) => DataModel::V2,
     };
-    let site = Site::new(issuer)?.with_data_model(model);
+    let proof_key = signer.as_ref().and_then(Signer::public_key_multibase);
+    let site = Site::new(issuer)?.with_data_model(model).with_proof_key(proof_key);
     let badges: Vec<_> =
         plan.badges.iter().filter(|b| export.badges.is_empty() || export.badges.contains(&b.id)).collect();
     let images = if export.bake { Some(badge_images(&badges, config_dir)?) } else { None };
@@ -166,10 +167,15 @@ async fn export_open_badges(
     let (emails, awards) = loaded?;
     let emails = email_map(&emails)?;
     let extras = openbadges::Extras { signer: signer.as_ref(), images: images.as_ref() };
-    let summary = openbadges::write_export(out, &site, version, &badges, &awards, &emails, extras)?;
+    let summary = openbadges::write_export(out, &site, version, &badges, &awards, &emails, extras).await?;
     let name = match version {
         Version::V2 => "Open Badges 2.0 assertion(s)",
-        Version::V3 if signer.is_some() => "Open Badges 3.0 credential(s), each also as a signed VC-JWT",
+        Version::V3 if site.verification_method().is_some() => {
+            "Open Badges 3.0 credential(s) with Data Integrity proofs (eddsa-rdfc-2022), each also as a signed VC-JWT"
+        }
+        Version::V3 if signer.is_some() => {
+            "Open Badges 3.0 credential(s), each also as a signed VC-JWT (an RSA key makes no Data Integrity proof)"
+        }
         Version::V3 => "Open Badges 3.0 credential(s)",
     };
     let form = match (version, model) {

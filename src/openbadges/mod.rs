@@ -19,6 +19,7 @@
 //! `credentialStatus` at the issuer's `1EdTechRevocationList`, written beside it.
 
 pub mod bake;
+pub mod canon;
 pub mod sign;
 
 use crate::config::plan::{Badge, Issuer};
@@ -61,6 +62,13 @@ const VC1_CONTEXT: [&str; 2] =
 /// data-integrity verifiers run them) refuse the credential.
 const EXTENSIONS_CONTEXT: &str = "https://purl.imsglobal.org/spec/ob/v3p0/extensions.json";
 
+/// Defines `DataIntegrityProof` for VC 1.1 credentials.
+const DATA_INTEGRITY_CONTEXT: &str = "https://w3id.org/security/data-integrity/v2";
+
+/// Defines `verificationMethod`, `assertionMethod` and `Multikey` on an issuer profile that
+/// publishes its key (the W3C Controlled Identifiers context).
+const CID_CONTEXT: &str = "https://www.w3.org/ns/cid/v1";
+
 /// 1EdTech's published JSON Schema for 3.0.3 credentials, named in each 2.0-form credential.
 pub const ACHIEVEMENT_CREDENTIAL_SCHEMA: &str =
     "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential-jsonschema1.json";
@@ -74,10 +82,16 @@ impl DataModel {
         }
     }
 
-    /// The contexts of a 3.0 credential: the form's and the extensions context.
-    fn credential_contexts(self) -> [&'static str; 3] {
+    /// The contexts of a 3.0 credential: the form's and the extensions context and, for a
+    /// VC 1.1 credential with a Data Integrity proof, the context that defines the proof (the
+    /// VC 2.0 context defines it already).
+    fn credential_contexts(self, proved: bool) -> Vec<&'static str> {
         let [vc, ob] = self.contexts();
-        [vc, ob, EXTENSIONS_CONTEXT]
+        let mut contexts = vec![vc, ob, EXTENSIONS_CONTEXT];
+        if proved && self == DataModel::V1_1 {
+            contexts.push(DATA_INTEGRITY_CONTEXT);
+        }
+        contexts
     }
 }
 
@@ -96,12 +110,15 @@ pub struct Site {
     issuer: Issuer,
     base: Url,
     model: DataModel,
+    /// The issuer's Ed25519 key as a multibase Multikey, when credentials carry Data
+    /// Integrity proofs.
+    proof_key: Option<String>,
 }
 
 impl Site {
     pub fn new(issuer: &Issuer) -> Result<Site> {
         let base = issuer.id.join(".").with_context(|| format!("[issuer] id '{}': no directory", issuer.id))?;
-        Ok(Site { issuer: issuer.clone(), base, model: DataModel::default() })
+        Ok(Site { issuer: issuer.clone(), base, model: DataModel::default(), proof_key: None })
     }
 
     /// The same site writing 3.0 credentials in `model`.
@@ -112,6 +129,22 @@ impl Site {
 
     pub fn data_model(&self) -> DataModel {
         self.model
+    }
+
+    /// The same site with 3.0 credentials proved by the Ed25519 key `multikey` (`z6Mk…`),
+    /// published in the issuer profile as the verification method [`Site::verification_method`].
+    pub fn with_proof_key(mut self, multikey: Option<String>) -> Site {
+        self.proof_key = multikey;
+        self
+    }
+
+    /// The id of the issuer's key: the issuer profile's URL with the key as its fragment (as
+    /// 1EdTech's Data Integrity test vector names it).
+    pub fn verification_method(&self) -> Option<String> {
+        let key = self.proof_key.as_ref()?;
+        let mut url = self.issuer.id.clone();
+        url.set_fragment(Some(key));
+        Some(url.to_string())
     }
 
     fn url(&self, path: &str) -> Result<Url> {
@@ -163,8 +196,25 @@ impl Site {
         self.url("revocations.json")
     }
 
-    /// The issuer profile document.
+    /// The issuer profile document; a 3.0 profile of a site with a proof key also publishes the
+    /// key: a `Multikey` verification method, listed as an `assertionMethod`.
     pub fn issuer_document(&self, version: Version) -> Value {
+        let mut doc = self.profile(version);
+        if let (Version::V3, Some(key), Some(id), Some(fields)) =
+            (version, &self.proof_key, self.verification_method(), doc.as_object_mut())
+        {
+            fields.insert("@context".into(), json!([self.model.contexts()[0], self.model.contexts()[1], CID_CONTEXT]));
+            fields.insert(
+                "verificationMethod".into(),
+                json!([{"id": id, "type": "Multikey", "controller": self.issuer.id.as_str(), "publicKeyMultibase": key}]),
+            );
+            fields.insert("assertionMethod".into(), json!([id]));
+        }
+        doc
+    }
+
+    /// The issuer profile's own fields (what credentials and achievements embed).
+    fn profile(&self, version: Version) -> Value {
         let issuer = &self.issuer;
         let mut doc = match version {
             Version::V2 => json!({"@context": V2_CONTEXT, "type": "Issuer"}),
@@ -185,7 +235,7 @@ impl Site {
 
     /// The issuer as embedded in a 3.0 credential or achievement.
     fn issuer_v3(&self) -> Value {
-        let mut profile = self.issuer_document(Version::V3);
+        let mut profile = self.profile(Version::V3);
         profile.as_object_mut().map(|p| p.remove("@context"));
         profile
     }
@@ -266,7 +316,7 @@ impl Site {
                     DataModel::V1_1 => "issuanceDate",
                 };
                 let mut credential = json!({
-                    "@context": self.model.credential_contexts(),
+                    "@context": self.model.credential_contexts(self.proof_key.is_some()),
                     "id": id.as_str(),
                     "type": ["VerifiableCredential", "OpenBadgeCredential"],
                     "name": badge.name,
@@ -378,8 +428,10 @@ pub struct Extras<'a> {
     pub images: Option<&'a HashMap<String, bake::Image>>,
 }
 
-/// Writes the issuer, badge and award documents of `awards` (each with a salt) into `dir`.
-pub fn write_export(
+/// Writes the issuer, badge and award documents of `awards` (each with a salt) into `dir`;
+/// with a signer, every 3.0 credential also carries a Data Integrity proof when the site has
+/// the signer's Ed25519 key ([`Site::with_proof_key`]) and is signed as a VC-JWT.
+pub async fn write_export(
     dir: &Path,
     site: &Site,
     version: Version,
@@ -430,8 +482,19 @@ pub fn write_export(
                 continue;
             }
         };
-        let document = site.award_document(version, badge, badge_document, award, email)?;
+        let mut document = site.award_document(version, badge, badge_document, award, email)?;
         let url = site.award_url(version, &badge.id, award.user_id, &award.grant)?;
+        // The embedded proof first: the JWT then carries it too, as Open Badges 3.0 says.
+        if let (Version::V3, Some(signer), Some(method)) = (version, signer, site.verification_method()) {
+            let proof = signer
+                .data_integrity_proof(&document, award.awarded_at, &method)
+                .await
+                .with_context(|| format!("proving {url}"))?;
+            if let Some(fields) = document.as_object_mut() {
+                // A list (a proof set of one): 1EdTech's 3.0.3 schema takes `proof` only as one.
+                fields.insert("proof".into(), json!([proof]));
+            }
+        }
         let text = json(&document)?;
         write(&url, None, &text)?;
         let token = match (version, signer) {

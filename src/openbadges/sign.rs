@@ -8,8 +8,13 @@
 //! subject has an id, `sub`; a VC Data Model 1.1 credential goes in a `vc` claim beside the same
 //! claims (`nbf` is then its `issuanceDate`).
 //!
-//! Signing is done by the `jsonwebtoken` crate; `ring` derives the public key from the
-//! private one. The key file is PEM: a PKCS#8 Ed25519 key (`openssl genpkey -algorithm
+//! An Ed25519 key also makes Data Integrity proofs ([`Signer::data_integrity_proof`]): the
+//! `eddsa-rdfc-2022` cryptosuite, over the RDFC-1.0 canonical forms of the credential and of
+//! the proof options ([`super::canon`]), with the key published as a `Multikey` verification
+//! method (`publicKeyMultibase`: base58btc of `0xed01` and the key).
+//!
+//! JWT signing is done by the `jsonwebtoken` crate; `ring` derives the public key from the
+//! private one and makes the Data Integrity signatures. The key file is PEM: a PKCS#8 Ed25519 key (`openssl genpkey -algorithm
 //! ed25519`), or a PKCS#8 or PKCS#1 RSA key of 2048 bits or more (`openssl genpkey -algorithm
 //! RSA -pkeyopt rsa_keygen_bits:3072`).
 
@@ -32,7 +37,12 @@ pub struct Signer {
     key: EncodingKey,
     algorithm: Algorithm,
     jwk: Jwk,
+    /// The Ed25519 key pair (none for an RSA key): Data Integrity proofs need it.
+    ed25519: Option<ring::signature::Ed25519KeyPair>,
 }
+
+/// The `eddsa-rdfc-2022` cryptosuite's name.
+pub const CRYPTOSUITE: &str = "eddsa-rdfc-2022";
 
 /// base64url without padding.
 fn b64(bytes: &[u8]) -> String {
@@ -55,7 +65,7 @@ impl Signer {
         let block = pem::parse(pem_text).map_err(|e| anyhow!("not a PEM file: {e}"))?;
         match block.tag() {
             "PRIVATE KEY" => match ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(block.contents()) {
-                Ok(pair) => Ok(Signer::ed25519(&pair, block.contents())),
+                Ok(pair) => Ok(Signer::ed25519(pair, block.contents())),
                 Err(_) => {
                     let pair = ring::signature::RsaKeyPair::from_pkcs8(block.contents()).map_err(|e| {
                         anyhow!(
@@ -78,7 +88,7 @@ impl Signer {
         }
     }
 
-    fn ed25519(pair: &ring::signature::Ed25519KeyPair, pkcs8: &[u8]) -> Signer {
+    fn ed25519(pair: ring::signature::Ed25519KeyPair, pkcs8: &[u8]) -> Signer {
         let public = pair.public_key().as_ref();
         let jwk = Jwk {
             common: CommonParameters {
@@ -93,7 +103,7 @@ impl Signer {
                 x: b64(public),
             }),
         };
-        Signer { key: EncodingKey::from_ed_der(pkcs8), algorithm: Algorithm::EdDSA, jwk }
+        Signer { key: EncodingKey::from_ed_der(pkcs8), algorithm: Algorithm::EdDSA, jwk, ed25519: Some(pair) }
     }
 
     fn rsa(pair: &ring::signature::RsaKeyPair, pem_text: &[u8]) -> Result<Signer> {
@@ -115,7 +125,7 @@ impl Signer {
             }),
         };
         let key = EncodingKey::from_rsa_pem(pem_text).map_err(|e| anyhow!("not a usable RSA private key ({e})"))?;
-        Ok(Signer { key, algorithm: Algorithm::RS256, jwk })
+        Ok(Signer { key, algorithm: Algorithm::RS256, jwk, ed25519: None })
     }
 
     /// The JOSE algorithm: EdDSA or RS256.
@@ -131,6 +141,56 @@ impl Signer {
         url.set_fragment(Some(&id));
         self.jwk.common.key_id = Some(url.to_string());
         self
+    }
+
+    /// Whether the key can make Data Integrity proofs (`eddsa-rdfc-2022` needs Ed25519).
+    pub fn makes_data_integrity_proofs(&self) -> bool {
+        self.ed25519.is_some()
+    }
+
+    /// The Ed25519 public key as a multibase Multikey value (`z6Mk…`), if the key is Ed25519.
+    pub fn public_key_multibase(&self) -> Option<String> {
+        let pair = self.ed25519.as_ref()?;
+        let mut bytes = vec![0xed, 0x01];
+        bytes.extend_from_slice(pair.public_key().as_ref());
+        Some(format!("z{}", bs58::encode(bytes).into_string()))
+    }
+
+    /// A `DataIntegrityProof` (`eddsa-rdfc-2022`, purpose `assertionMethod`) of `document`
+    /// (which has no `proof` yet), made at `created` with the key published as
+    /// `verification_method`: Ed25519 over SHA-256(canonical proof options) followed by
+    /// SHA-256(canonical document), the proof options carrying the document's `@context`.
+    pub async fn data_integrity_proof(
+        &self,
+        document: &Value,
+        created: DateTime<Utc>,
+        verification_method: &str,
+    ) -> Result<Value> {
+        let pair = self
+            .ed25519
+            .as_ref()
+            .ok_or_else(|| anyhow!("Data Integrity proofs ({CRYPTOSUITE}) need an Ed25519 key"))?;
+        let mut proof = json!({
+            "type": "DataIntegrityProof",
+            "created": super::timestamp(created),
+            "verificationMethod": verification_method,
+            "cryptosuite": CRYPTOSUITE,
+            "proofPurpose": "assertionMethod",
+        });
+        let mut options = proof.clone();
+        if let (Some(fields), Some(context)) = (options.as_object_mut(), document.get("@context")) {
+            fields.insert("@context".into(), context.clone());
+        }
+        let options_hash = Sha256::digest(super::canon::canonical_nquads(&options).await?.as_bytes());
+        let document_hash = Sha256::digest(super::canon::canonical_nquads(document).await?.as_bytes());
+        let mut signed = Vec::with_capacity(64);
+        signed.extend_from_slice(&options_hash);
+        signed.extend_from_slice(&document_hash);
+        let signature = pair.sign(&signed);
+        if let Some(fields) = proof.as_object_mut() {
+            fields.insert("proofValue".into(), json!(format!("z{}", bs58::encode(signature.as_ref()).into_string())));
+        }
+        Ok(proof)
     }
 
     /// The public key as a JWK (to publish in `jwks.json`).
@@ -160,5 +220,67 @@ impl Signer {
             fields.insert("sub".into(), subject.clone());
         }
         jsonwebtoken::encode(&header, &claims, &self.key).context("signing a credential")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 1EdTech's Data Integrity test vector for Open Badges 3.0
+    /// (openbadges-specification, `ob_v3p0/impl/linked-data-proof-ob.html`): its key, its
+    /// credential and its proof options give its exact proof value.
+    #[tokio::test]
+    async fn the_proof_of_1edtechs_test_vector_credential_is_its_published_proof_value() {
+        let seed = hex::decode("6241a409e6707bb640a0140a8a32bc3d193c33a661747284d6adfa4ed4180be4").expect("hex");
+        let public = hex::decode("4bdeafde2ea8beefadd8c699b5c7e0704cf51154d52e17b20b71337ca04cc5a5").expect("hex");
+        let pair = ring::signature::Ed25519KeyPair::from_seed_and_public_key(&seed, &public).expect("the key pair");
+        let signer = Signer {
+            key: EncodingKey::from_secret(b"unused"),
+            algorithm: Algorithm::EdDSA,
+            jwk: Jwk {
+                common: CommonParameters::default(),
+                algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                    key_type: Default::default(),
+                    curve: EllipticCurve::Ed25519,
+                    x: b64(&public),
+                }),
+            },
+            ed25519: Some(pair),
+        };
+        assert_eq!(signer.public_key_multibase().as_deref(), Some("z6MkjZRZv3aez3r18pB1RBFJR1kwUVJ5jHt92JmQwXbd5hwi"));
+        let credential = json!({
+            "@context": ["https://www.w3.org/ns/credentials/v2", "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"],
+            "id": "http://example.com/credentials/3527",
+            "type": ["VerifiableCredential", "OpenBadgeCredential"],
+            "issuer": {"id": "https://example.edu/issuers/565049", "type": ["Profile"], "url": "https://www.imsglobal.org", "name": "Example Corp"},
+            "validFrom": "2010-01-01T00:00:00Z",
+            "name": "Teamwork Badge",
+            "credentialSubject": {
+                "id": "did:example:ebfeb1f712ebc6f1c276e12ec21",
+                "type": ["AchievementSubject"],
+                "achievement": {
+                    "id": "https://example.com/achievements/21st-century-skills/teamwork",
+                    "type": ["Achievement"],
+                    "criteria": {"narrative": "Team members are nominated for this badge by their peers and recognized upon review by Example Corp management."},
+                    "description": "This badge recognizes the development of the capacity to collaborate within a group environment.",
+                    "name": "Teamwork"
+                }
+            }
+        });
+        let created = DateTime::parse_from_rfc3339("2010-01-01T19:23:24Z").expect("an instant").with_timezone(&Utc);
+        let method = "https://example.edu/issuers/565049#z6MkjZRZv3aez3r18pB1RBFJR1kwUVJ5jHt92JmQwXbd5hwi";
+        let proof = signer.data_integrity_proof(&credential, created, method).await.expect("a proof");
+        assert_eq!(
+            proof,
+            json!({
+                "type": "DataIntegrityProof",
+                "created": "2010-01-01T19:23:24Z",
+                "verificationMethod": method,
+                "cryptosuite": "eddsa-rdfc-2022",
+                "proofPurpose": "assertionMethod",
+                "proofValue": "z5x9aCBYovW3CQCbKdNyhEm7ffYSw1YpEdPywQJoNbzDD2gkzQDKJ1sYKJaWvqZtkMtSbz35HcbgXVEDYHxCzgkCr"
+            })
+        );
     }
 }

@@ -530,6 +530,12 @@ async fn each_grant_of_a_repeating_badge_is_its_own_assertion_and_credential(
 /// the bundled contexts. `None` (the test skips, and says so) when node or jsonld.js is missing
 /// and `CI` is not set; with `CI` set that is a failure.
 fn expand_in_safe_mode(files: &[PathBuf]) -> Option<std::process::Output> {
+    node_script("expand.mjs", files)
+}
+
+/// `node tests/jsonld/SCRIPT ARGS...` with jsonld.js; `None` (a skip, said so) as for
+/// [`expand_in_safe_mode`].
+fn node_script(script: &str, args: &[PathBuf]) -> Option<std::process::Output> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/jsonld");
     let installed = dir.join("node_modules/jsonld").is_dir();
     let node = std::process::Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
@@ -540,10 +546,10 @@ fn expand_in_safe_mode(files: &[PathBuf]) -> Option<std::process::Output> {
         return None;
     }
     let output = std::process::Command::new("node")
-        .arg(dir.join("expand.mjs"))
-        .args(files)
+        .arg(dir.join(script))
+        .args(args)
         .output()
-        .expect("running node tests/jsonld/expand.mjs");
+        .unwrap_or_else(|e| panic!("running node tests/jsonld/{script}: {e}"));
     Some(output)
 }
 
@@ -752,4 +758,98 @@ async fn baked_badges_unbake_to_exactly_the_exported_documents() {
     assert!(refused.stderr.contains("badge 'prolific': its image 'https://cdn.example.org/prolific.png' is a URL"));
     assert!(refused.stderr.contains("badge 'poster': its image"), "{}", refused.describe());
     assert!(refused.stderr.contains("is neither a PNG nor an SVG"), "{}", refused.describe());
+}
+
+/// With an Ed25519 key, every 3.0 credential (both forms) embeds an `eddsa-rdfc-2022`
+/// DataIntegrityProof whose key the issuer profile publishes; an independent verifier
+/// (jsonld.js canonicalization, Node's Ed25519) accepts each, and refuses a credential changed
+/// after signing or a proof value that is not the signature. The documents still expand in
+/// safe mode and validate against the schemas, and the VC-JWT carries the proof.
+#[rstest]
+#[tokio::test]
+async fn credentials_signed_with_an_ed25519_key_carry_data_integrity_proofs_an_independent_verifier_accepts(
+    #[values("2.0", "1.1")] vc: &str,
+) {
+    let (host, config) = awarded_host().await;
+    let key = issuer_key(host.dir(), "ed25519");
+    let out = host.dir().join("proved");
+    let exported = export(&config, "openbadges-v3", &out, &["--sign", path(&key), "--vc", vc]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    assert!(exported.stdout.contains("with Data Integrity proofs (eddsa-rdfc-2022)"), "{}", exported.describe());
+
+    let issuer = read_json(&out.join("issuer.json"));
+    let method = issuer["verificationMethod"][0].clone();
+    assert_eq!(method["type"], "Multikey");
+    assert_eq!(method["controller"], "https://badges.example.org/ob/issuer.json");
+    assert!(method["publicKeyMultibase"].as_str().is_some_and(|k| k.starts_with("z6Mk")), "{issuer:#}");
+    assert_eq!(issuer["assertionMethod"][0], method["id"]);
+    let (schema, profile_schema) = match vc {
+        "2.0" => ("v3/ob_v3p0_achievementcredential-jsonschema1.json", "v3/ob_v3p0_profile-jsonschema1.json"),
+        _ => ("v3/achievementcredential.json", "v3/profile.json"),
+    };
+    assert_valid(&validator(profile_schema), &issuer, "issuer.json");
+    let credential_schema = validator(schema);
+    let credentials = documents(&out, "credentials");
+    assert_eq!(credentials.len(), 4);
+    let mut files = Vec::new();
+    for (name, credential) in &credentials {
+        assert_valid(&credential_schema, credential, name);
+        let proofs = credential["proof"].as_array().expect("a proof set");
+        assert_eq!(proofs.len(), 1, "{name}");
+        let proof = &credential["proof"];
+        assert_eq!(proof[0]["verificationMethod"], method["id"], "{name}");
+        assert_eq!(proof[0]["created"], "2026-03-01T12:00:00Z", "{name}: proved as of the award");
+        let token = std::fs::read_to_string(out.join(name).with_extension("jwt")).expect("a token");
+        let payload = token.split('.').nth(1).expect("a JWT payload");
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).expect("base64url");
+        let payload: Value = serde_json::from_slice(&payload).expect("a JSON payload");
+        let carried = if vc == "2.0" { &payload["proof"] } else { &payload["vc"]["proof"] };
+        assert_eq!(carried, proof, "{name}: the JWT carries the embedded proof");
+        files.push(out.join(name));
+    }
+    let mut documents_and_issuer = files.clone();
+    documents_and_issuer.push(out.join("issuer.json"));
+    let Some(expanded) = expand_in_safe_mode(&documents_and_issuer) else { return };
+    assert!(expanded.status.success(), "{}", String::from_utf8_lossy(&expanded.stdout));
+
+    let mut args = vec![out.join("issuer.json")];
+    args.extend(files.iter().cloned());
+    let Some(verified) = node_script("verify-proof.mjs", &args) else { return };
+    let stdout = String::from_utf8_lossy(&verified.stdout);
+    assert!(verified.status.success(), "{stdout}{}", String::from_utf8_lossy(&verified.stderr));
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 4, "{stdout}");
+
+    // A changed credential, or a proof value that is another credential's, fails.
+    let mut changed = credentials["credentials/poster/1.json"].clone();
+    changed["name"] = Value::from("Another badge");
+    let mut swapped = credentials["credentials/poster/1.json"].clone();
+    swapped["proof"][0]["proofValue"] = credentials["credentials/poster/3.json"]["proof"][0]["proofValue"].clone();
+    let mut tampered = vec![out.join("issuer.json")];
+    for (file, document) in [("changed.json", changed), ("swapped.json", swapped)] {
+        let file = host.dir().join(file);
+        std::fs::write(&file, serde_json::to_vec(&document).expect("JSON")).expect("writing the copy");
+        tampered.push(file);
+    }
+    let Some(refused) = node_script("verify-proof.mjs", &tampered) else { return };
+    let stdout = String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success(), "{stdout}");
+    assert_eq!(stdout.matches("the signature does not verify").count(), 2, "{stdout}");
+}
+
+/// An RSA key signs VC-JWTs only: eddsa-rdfc-2022 needs Ed25519, so its credentials carry no
+/// embedded proof and the issuer profile publishes no Multikey, and the export says so.
+#[tokio::test]
+async fn credentials_signed_with_an_rsa_key_carry_no_data_integrity_proof_and_the_export_says_so() {
+    let (host, config) = awarded_host().await;
+    let key = issuer_key(host.dir(), "rsa");
+    let out = host.dir().join("rsa");
+    let exported = export(&config, "openbadges-v3", &out, &["--sign", path(&key)]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    assert!(exported.stdout.contains("an RSA key makes no Data Integrity proof"), "{}", exported.describe());
+    assert!(read_json(&out.join("issuer.json")).get("verificationMethod").is_none());
+    for (name, credential) in documents(&out, "credentials") {
+        assert!(credential.get("proof").is_none(), "{name}");
+        assert!(out.join(&name).with_extension("jwt").exists(), "{name}");
+    }
 }
