@@ -1,8 +1,9 @@
 //! `accolade demo`: a synthetic community in SQLite, its config, and one evaluation pass.
 //!
-//! Writes `accolade-demo.db` (rebuilt from scratch) and `accolade-demo.toml` in the working
-//! directory (or `--dir`), runs one pass, and prints the summary and the dashboard, so a
-//! newcomer sees the whole path with nothing but Rust installed.
+//! Writes `accolade-demo.db` (rebuilt from scratch), `accolade-demo.toml` and the badge image
+//! it names (`images/social.png`) in the working directory (or `--dir`), runs one pass, and
+//! prints the summary and the dashboard, so a newcomer sees the whole path with nothing but
+//! Rust installed.
 
 use super::{Outcome, badges, connect, run};
 use crate::config::{self, plan};
@@ -11,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 const DEMO_DB: &str = "accolade-demo.db";
 const DEMO_CONFIG_FILE: &str = "accolade-demo.toml";
+/// The image the demo config gives `social-butterfly` (as config/demo.toml does), written
+/// beside the config so `awards export --bake` bakes into it.
+const DEMO_IMAGE: (&str, &[u8]) = ("images/social.png", include_bytes!("../../config/images/social.png"));
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Opts {
@@ -30,6 +34,11 @@ pub async fn run(opts: Opts) -> Result<Outcome> {
     // The config names its database relative to itself, so it works from any directory.
     let text = demo_config(Path::new(DEMO_DB));
     std::fs::write(&config_path, &text).with_context(|| format!("cannot write {}", config_path.display()))?;
+    let image_path = opts.dir.join(DEMO_IMAGE.0);
+    if let Some(folder) = image_path.parent() {
+        std::fs::create_dir_all(folder).with_context(|| format!("cannot create {}", folder.display()))?;
+    }
+    std::fs::write(&image_path, DEMO_IMAGE.1).with_context(|| format!("cannot write {}", image_path.display()))?;
     println!("wrote {} ({} members) and {}", db_path.display(), opts.users, config_path.display());
 
     let mut raw = config::parse(&text)?;

@@ -39,6 +39,10 @@ pub struct Signer {
     jwk: Jwk,
     /// The Ed25519 key pair (none for an RSA key): Data Integrity proofs need it.
     ed25519: Option<ring::signature::Ed25519KeyPair>,
+    /// SHA-256 of the canonical proof options, by their JSON text: the awards of one run
+    /// share their award time, so their proofs share options, and canonicalization is the
+    /// cost of a proof.
+    options_hashes: std::sync::Mutex<std::collections::HashMap<String, [u8; 32]>>,
 }
 
 /// The `eddsa-rdfc-2022` cryptosuite's name.
@@ -103,7 +107,13 @@ impl Signer {
                 x: b64(public),
             }),
         };
-        Signer { key: EncodingKey::from_ed_der(pkcs8), algorithm: Algorithm::EdDSA, jwk, ed25519: Some(pair) }
+        Signer {
+            key: EncodingKey::from_ed_der(pkcs8),
+            algorithm: Algorithm::EdDSA,
+            jwk,
+            ed25519: Some(pair),
+            options_hashes: Default::default(),
+        }
     }
 
     fn rsa(pair: &ring::signature::RsaKeyPair, pem_text: &[u8]) -> Result<Signer> {
@@ -125,7 +135,7 @@ impl Signer {
             }),
         };
         let key = EncodingKey::from_rsa_pem(pem_text).map_err(|e| anyhow!("not a usable RSA private key ({e})"))?;
-        Ok(Signer { key, algorithm: Algorithm::RS256, jwk, ed25519: None })
+        Ok(Signer { key, algorithm: Algorithm::RS256, jwk, ed25519: None, options_hashes: Default::default() })
     }
 
     /// The JOSE algorithm: EdDSA or RS256.
@@ -181,7 +191,7 @@ impl Signer {
         if let (Some(fields), Some(context)) = (options.as_object_mut(), document.get("@context")) {
             fields.insert("@context".into(), context.clone());
         }
-        let options_hash = Sha256::digest(super::canon::canonical_nquads(&options).await?.as_bytes());
+        let options_hash = self.options_hash(&options).await?;
         let document_hash = Sha256::digest(super::canon::canonical_nquads(document).await?.as_bytes());
         let mut signed = Vec::with_capacity(64);
         signed.extend_from_slice(&options_hash);
@@ -191,6 +201,18 @@ impl Signer {
             fields.insert("proofValue".into(), json!(format!("z{}", bs58::encode(signature.as_ref()).into_string())));
         }
         Ok(proof)
+    }
+
+    /// SHA-256 of the canonical form of `options`, computed once per distinct options.
+    async fn options_hash(&self, options: &Value) -> Result<[u8; 32]> {
+        let text = options.to_string();
+        let known = self.options_hashes.lock().map_err(|_| anyhow!("a signing thread panicked"))?.get(&text).copied();
+        if let Some(hash) = known {
+            return Ok(hash);
+        }
+        let hash: [u8; 32] = Sha256::digest(super::canon::canonical_nquads(options).await?.as_bytes()).into();
+        self.options_hashes.lock().map_err(|_| anyhow!("a signing thread panicked"))?.insert(text, hash);
+        Ok(hash)
     }
 
     /// The public key as a JWK (to publish in `jwks.json`).
@@ -247,6 +269,7 @@ mod tests {
                 }),
             },
             ed25519: Some(pair),
+            options_hashes: Default::default(),
         };
         assert_eq!(signer.public_key_multibase().as_deref(), Some("z6MkjZRZv3aez3r18pB1RBFJR1kwUVJ5jHt92JmQwXbd5hwi"));
         let credential = json!({

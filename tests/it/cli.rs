@@ -457,3 +457,23 @@ async fn a_run_whose_source_value_cannot_be_read_exits_1_and_names_source_column
         run.describe()
     );
 }
+
+/// The demo writes the image its config names, so its export bakes every award: into that
+/// PNG for `social-butterfly`, into the generated SVG for badges without an image.
+#[test]
+fn the_demos_open_badges_export_bakes_every_award_into_its_badge_image() {
+    let demo = Demo::new();
+    let image = demo.dir.path().join("images/social.png");
+    assert!(std::fs::read(&image).is_ok_and(|b| b.starts_with(b"\x89PNG")), "{}", image.display());
+    let out = demo.dir.path().join("ob3");
+    let exported = demo.run(&["awards", "export", "--format", "openbadges-v3", "--out", path_str(&out), "--bake"]);
+    assert_eq!(exported.code, 0, "{}", exported.describe());
+    let line = exported.stdout.lines().find(|l| l.starts_with("wrote ")).expect("a summary line");
+    let written: usize = line.split(' ').nth(1).and_then(|n| n.parse().ok()).expect("a count");
+    assert!(line.contains(&format!("{written} baked into badge images")), "{line}");
+    let social = std::fs::read_dir(out.join("credentials/social-butterfly")).map(|d| d.count()).unwrap_or(0);
+    let pngs = std::fs::read_dir(out.join("credentials/social-butterfly"))
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "png")).count())
+        .unwrap_or(0);
+    assert!(pngs > 0 && social == 2 * pngs, "a PNG beside each social-butterfly credential: {pngs} of {social}");
+}
