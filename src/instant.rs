@@ -255,6 +255,24 @@ impl Cursor<'_> {
     }
 }
 
+/// `N seconds|minutes|hours|days` (singular or plural, any case) as a fixed duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("'{text}' is not a duration: expected 'N seconds', 'N minutes', 'N hours' or 'N days'");
+    let mut parts = text.split_whitespace();
+    let (Some(count), Some(unit), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let count: i64 = count.parse().ok().filter(|n| (0..=366 * 24 * 3600).contains(n)).ok_or_else(bad)?;
+    let seconds = match unit.to_ascii_lowercase().trim_end_matches('s') {
+        "second" => 1,
+        "minute" => 60,
+        "hour" => 3600,
+        "day" => 86_400,
+        _ => return Err(bad()),
+    };
+    Duration::try_seconds(count * seconds).filter(|d| *d <= Duration::days(366)).ok_or_else(bad)
+}
+
 /// A calendar unit of a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CalendarUnit {

@@ -13,6 +13,7 @@ pub mod db;
 pub mod errors;
 pub mod evaluate;
 pub mod formula;
+pub mod incremental;
 pub mod instant;
 pub mod metrics;
 pub mod openbadges;

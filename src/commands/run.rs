@@ -10,9 +10,10 @@ use super::{Outcome, connect, load_plan, print_table};
 use crate::config::plan::{Badge, BadgeStatus, Criterion, OnBackfill, Plan, WhenLocked};
 use crate::db::Db;
 use crate::evaluate::{Context, Evaluation};
+use crate::incremental::{Asked, Pass};
 use crate::instant;
-use crate::sources::{self, Shard};
-use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, Inserted, Store};
+use crate::sources::{self, Shard, Snapshot};
+use crate::store::{self, AwardKind, AwardSource, BadgeOutcome, IncrementalState, Inserted, Store};
 use anyhow::{Result, anyhow};
 use chrono::{DateTime, SubsecRound, Utc};
 use polars::prelude::DataFrame;
@@ -43,6 +44,13 @@ pub struct Opts {
     /// Push Prometheus metrics of the run to this Pushgateway URL.
     #[arg(long, value_name = "URL")]
     pub pushgateway: Option<String>,
+    /// Evaluate only the members whose awards can have changed since the last run of this
+    /// shard (a full pass when the stored state cannot be trusted, saying why).
+    #[arg(long, conflicts_with = "full")]
+    pub incremental: bool,
+    /// A full pass, whatever the stored state (it keeps the state for incremental runs).
+    #[arg(long)]
+    pub full: bool,
 }
 
 /// What one run is asked to do.
@@ -55,6 +63,10 @@ pub struct RunOptions {
     pub shard: Option<Shard>,
     /// When set (by a signal), the run stops after the transaction in flight.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Evaluate only the members changed since the last run, if its state can be trusted.
+    pub incremental: bool,
+    /// A full pass even if asked to be incremental.
+    pub full: bool,
 }
 
 /// What one badge did in a run.
@@ -87,6 +99,20 @@ pub struct RunReport {
     pub notifications_released: u64,
     /// The run stopped early on request; the next run inserts the rest.
     pub stopped: bool,
+    /// How the members were chosen.
+    pub pass: PassReport,
+}
+
+/// Whether a run evaluated every member or only those changed since the last run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub incremental: bool,
+    /// Why a pass asked to be incremental was full.
+    pub full_because: Option<String>,
+    /// The members an incremental pass evaluated.
+    pub members: Option<u64>,
+    /// The run kept state for the next incremental run.
+    pub kept_state: bool,
 }
 
 impl RunReport {
@@ -122,7 +148,15 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         Some(text) => Some(Shard::parse(text).map_err(|e| anyhow!("--shard: {e}"))?),
         None => Shard::from_environment(plan.shards)?,
     };
-    let options = RunOptions { as_of, dry_run: opts.dry_run, only: opts.badges, shard, stop: None };
+    let options = RunOptions {
+        as_of,
+        dry_run: opts.dry_run,
+        only: opts.badges,
+        shard,
+        stop: None,
+        incremental: opts.incremental || opts.full,
+        full: opts.full,
+    };
     let started = std::time::Instant::now();
     let (db, store) = connect(&plan).await?;
     let report = execute_with(&plan, &db, &store, &options).await;
@@ -251,6 +285,25 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
         true => false,
         false => store.latest_as_of(&shard_key).await?.is_some_and(|latest| as_of < latest),
     };
+    let fingerprint = crate::incremental::Fingerprint::of(plan, &evaluated);
+    let backfills: Vec<String> =
+        reports.values().filter(|r| r.backfill && r.status == "evaluated").map(|r| r.badge_id.clone()).collect();
+    let pass = match options.incremental {
+        false => Pass::Full { reason: None },
+        true => {
+            let asked = Asked { full: options.full, only: &options.only, as_of, backfills: &backfills };
+            crate::incremental::decide(store, &fingerprint, &shard_key, asked).await?
+        }
+    };
+    if let Pass::Full { reason: Some(reason) } = &pass {
+        tracing::warn!("a full pass: {reason}");
+    }
+    // Runs of every badge keep state once incremental runs are in use, so that the nightly full
+    // pass leaves the next incremental one exact.
+    let keep_state = !options.dry_run
+        && !replay
+        && options.only.is_empty()
+        && (options.incremental || store.incremental_state(&shard_key).await?.is_some());
     let run_id = match options.dry_run {
         true => None,
         false => {
@@ -267,9 +320,20 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
     let kinds = award_kinds(plan, &reports);
     let stop = options.stop.as_deref();
     let target = Target { plan, db, store, as_of, replay, run_id, shard: options.shard, kinds: &kinds, stop };
-    match evaluate_and_store(&target, &evaluated).await {
-        Ok(evaluated) => {
+    let mut pass_report = PassReport {
+        incremental: matches!(pass, Pass::Incremental { .. }),
+        full_because: match &pass {
+            Pass::Full { reason } => reason.clone(),
+            Pass::Incremental { .. } => None,
+        },
+        members: None,
+        kept_state: false,
+    };
+    match evaluate_and_store(&target, &evaluated, &pass, keep_state).await {
+        Ok(mut evaluated) => {
             let stopped = evaluated.stopped;
+            pass_report.members = evaluated.candidates;
+            let digests = evaluated.digests.take();
             apply(&mut reports, evaluated);
             let badges: Vec<BadgeReport> = plan.badges.iter().filter_map(|b| reports.remove(&b.id)).collect();
             let mut released = 0;
@@ -285,6 +349,18 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
                 }
                 released = store.release_notifications(plan.notifications.max_per_run, started).await?;
                 let failed = badges.iter().any(|b| matches!(b.status, "refused" | "failed"));
+                // Only a whole pass of every badge leaves state the next incremental run can trust.
+                if let Some(digests) = digests.filter(|_| !stopped && !failed) {
+                    let state = IncrementalState {
+                        run_id,
+                        as_of,
+                        fingerprint: fingerprint.to_json(),
+                        members: digests.height() as i64,
+                    };
+                    let chunks = crate::incremental::digest::encode(&digests)?;
+                    store.keep_incremental_state(&shard_key, &state, &chunks, Utc::now()).await?;
+                    pass_report.kept_state = true;
+                }
                 let (outcome, message) = match (stopped, failed) {
                     (true, _) => ("partial", Some("stopped on request; the next run inserts the rest")),
                     (false, true) => ("partial", None),
@@ -300,6 +376,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
                 badges,
                 notifications_released: released,
                 stopped,
+                pass: pass_report,
             };
             tracing::info!(
                 run_id,
@@ -429,40 +506,53 @@ struct Evaluated {
     /// Badges that were evaluated but left something out, and what.
     notes: Vec<(String, String)>,
     stopped: bool,
+    /// The members an incremental pass evaluated.
+    candidates: Option<u64>,
+    /// Every member's digest, when the run keeps incremental state.
+    digests: Option<DataFrame>,
 }
 
 /// Loads what the badges need, evaluates them, and inserts new awards (only counts them,
 /// in a dry run).
-async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Evaluated> {
+async fn evaluate_and_store(
+    target: &Target<'_>,
+    badges: &[&Badge],
+    pass: &Pass,
+    keep_state: bool,
+) -> Result<Evaluated> {
     if badges.is_empty() {
         return Ok(Evaluated::default());
     }
     let wanted = crate::config::plan::wanted(badges.iter().copied());
     let loading = crate::telemetry::phase("loading sources");
     let clock = std::time::Instant::now();
-    let load =
-        sources::load_snapshot_shard(target.db, &target.plan.sources, &wanted, target.shard, target.plan.timezone);
-    // The existing awards are read while the sources load (the awards database has spare time
-    // once the small sources are done), for every badge to evaluate: pairs of a badge that then
-    // cannot be evaluated match nothing in the anti-join.
     let ids: Vec<String> = badges.iter().map(|b| b.id.clone()).collect();
-    let read_existing = async {
-        let clock = std::time::Instant::now();
-        let existing = target.store.existing_awards(&ids).await;
-        if let Ok(existing) = &existing {
-            let elapsed_ms = clock.elapsed().as_millis() as u64;
-            tracing::info!(elapsed_ms, existing = existing.height(), "read existing awards");
+    let (snapshot, existing, candidates) = match pass {
+        Pass::Full { .. } => {
+            let (snapshot, existing) = load_everything(target, &wanted, &ids).await;
+            (snapshot, existing?, None)
         }
-        existing
+        Pass::Incremental { state } => {
+            let (snapshot, existing, candidates) = load_changed(target, badges, &wanted, &ids, state).await?;
+            (snapshot, existing, Some(candidates))
+        }
     };
-    let (snapshot, existing) = tokio::join!(load, read_existing);
     drop(loading);
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");
-    let existing = existing?;
+    let evaluated_members = candidates.as_ref().map(|c| c.members.len() as u64);
+    let (members, mut digests) = match candidates {
+        Some(c) => (Some(c.members), Some(c.digests)),
+        None => (None, None),
+    };
+    // A full pass that keeps state digests the whole snapshot it loaded.
+    let digest_kinds = match keep_state && digests.is_none() {
+        true => Some(crate::incremental::per_member_kinds(&wanted.kinds)),
+        false => None,
+    };
     let (ready, failed) = crate::evaluate::split_ready(badges, &snapshot);
     if ready.is_empty() {
-        return Ok(Evaluated { failed, ..Evaluated::default() });
+        return Ok(Evaluated { failed, candidates: evaluated_members, ..Evaluated::default() });
     }
     let evaluated = ready.len();
     let clock = std::time::Instant::now();
@@ -472,18 +562,31 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let following: Vec<String> = ready.iter().filter(|b| b.revoke_when_unmet).map(|b| b.id.clone()).collect();
     let evaluating = crate::telemetry::phase("evaluating badges");
     let wanted_following = following.clone();
-    let (new, qualifying) = crate::evaluate::on_evaluation_thread(move || -> Result<(DataFrame, DataFrame)> {
-        let evaluation = Evaluation::prepare(ctx, ready.iter(), &snapshot)?;
-        // The features hold what the predicates need: the sources can go before the filtering.
-        drop(snapshot);
-        let qualifying = evaluation.qualifying()?;
-        let following = match wanted_following.is_empty() {
-            true => crate::evaluate::empty_awards(),
-            false => Evaluation::qualifying_of(&qualifying, &wanted_following)?,
-        };
-        Ok((evaluation.new_of(qualifying, existing)?, following))
-    })
-    .await?;
+    let restrict_to = members.clone();
+    let (new, qualifying, full_digests) =
+        crate::evaluate::on_evaluation_thread(move || -> Result<(DataFrame, DataFrame, Option<DataFrame>)> {
+            let digests = match digest_kinds {
+                Some(kinds) => Some(crate::incremental::digest::member_digests(&snapshot, &kinds)?),
+                None => None,
+            };
+            let snapshot = match restrict_to {
+                Some(members) => crate::incremental::restrict(snapshot, &members)?,
+                None => snapshot,
+            };
+            let evaluation = Evaluation::prepare(ctx, ready.iter(), &snapshot)?;
+            // The features hold what the predicates need: the sources can go before the filtering.
+            drop(snapshot);
+            let qualifying = evaluation.qualifying()?;
+            let following = match wanted_following.is_empty() {
+                true => crate::evaluate::empty_awards(),
+                false => Evaluation::qualifying_of(&qualifying, &wanted_following)?,
+            };
+            Ok((evaluation.new_of(qualifying, existing)?, following, digests))
+        })
+        .await?;
+    if full_digests.is_some() {
+        digests = full_digests;
+    }
     let (new, left_out) = crate::evaluate::storable(new)?;
     let notes: Vec<(String, String)> = left_out
         .into_iter()
@@ -519,8 +622,10 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
     let followed = match (target.run_id, inserted.stopped) {
         (Some(_), false) if !following.is_empty() && !target.replay => {
             let announce = target.plan.notifications.on_revoke_all;
-            let followed =
-                target.store.follow_criteria(&following, &qualifying, target.shard, announce, target.as_of).await?;
+            let followed = target
+                .store
+                .follow_criteria(&following, &qualifying, target.shard, members.as_deref(), announce, target.as_of)
+                .await?;
             let revoked: u64 = followed.values().map(|f| f.revoked).sum();
             let restored: u64 = followed.values().map(|f| f.restored).sum();
             tracing::info!(revoked, restored, "awards following their criteria");
@@ -528,7 +633,88 @@ async fn evaluate_and_store(target: &Target<'_>, badges: &[&Badge]) -> Result<Ev
         }
         _ => HashMap::new(),
     };
-    Ok(Evaluated { counts: inserted.counts, followed, failed, notes, stopped: inserted.stopped })
+    Ok(Evaluated {
+        counts: inserted.counts,
+        followed,
+        failed,
+        notes,
+        stopped: inserted.stopped,
+        candidates: evaluated_members,
+        digests,
+    })
+}
+
+/// A full pass's reading: every source of the shard, and the existing awards of `ids`.
+async fn load_everything(
+    target: &Target<'_>,
+    wanted: &sources::Wanted,
+    ids: &[String],
+) -> (Snapshot, Result<DataFrame>) {
+    let load =
+        sources::load_snapshot_shard(target.db, &target.plan.sources, wanted, target.shard, target.plan.timezone);
+    // The existing awards are read while the sources load (the awards database has spare time
+    // once the small sources are done), for every badge to evaluate: pairs of a badge that then
+    // cannot be evaluated match nothing in the anti-join.
+    let read_existing = async {
+        let clock = std::time::Instant::now();
+        let existing = target.store.existing_awards(ids).await;
+        if let Ok(existing) = &existing {
+            let elapsed_ms = clock.elapsed().as_millis() as u64;
+            tracing::info!(elapsed_ms, existing = existing.height(), "read existing awards");
+        }
+        existing
+    };
+    tokio::join!(load, read_existing)
+}
+
+/// An incremental pass's reading: the per-member sources whole (to find what changed in
+/// place), the candidates, then the event sources and existing awards of the candidates only.
+async fn load_changed(
+    target: &Target<'_>,
+    badges: &[&Badge],
+    wanted: &sources::Wanted,
+    ids: &[String],
+    state: &IncrementalState,
+) -> Result<(Snapshot, DataFrame, crate::incremental::Candidates)> {
+    let shard_key = target.shard.map_or_else(|| "0/1".to_string(), |s| s.to_string());
+    let (db, queries, tz) = (target.db, &target.plan.sources, target.plan.timezone);
+    let per_member_kinds = crate::incremental::per_member_kinds(&wanted.kinds);
+    let event_kinds: Vec<_> = wanted.kinds.iter().copied().filter(|k| k.is_event()).collect();
+    let per_member_wanted =
+        sources::Wanted { kinds: per_member_kinds.into_iter().collect(), user_columns: wanted.user_columns.clone() };
+    let (per_member, stored) = tokio::join!(
+        sources::load_snapshot_shard(db, queries, &per_member_wanted, target.shard, tz),
+        target.store.member_digest_chunks(&shard_key)
+    );
+    let stored = crate::incremental::digest::decode(&stored?)?;
+    let scope = crate::incremental::Scope {
+        db,
+        plan: target.plan,
+        shard: target.shard,
+        since: state.as_of,
+        as_of: target.as_of,
+    };
+    let owned: Vec<Badge> = badges.iter().map(|b| (*b).clone()).collect();
+    let clock = std::time::Instant::now();
+    let (candidates, mut snapshot) =
+        crate::incremental::candidates(&scope, &owned, per_member, stored, &event_kinds).await?;
+    tracing::info!(
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        members = candidates.members.len(),
+        with_new_rows = candidates.with_new_rows,
+        changed = candidates.changed,
+        by_time = candidates.by_time,
+        since = %instant::format_utc(state.as_of),
+        "an incremental pass: found the members to evaluate"
+    );
+    let event_wanted = sources::Wanted::kinds(event_kinds);
+    let (events, existing) = tokio::join!(
+        sources::load_snapshot_of(db, queries, &event_wanted, target.shard, Some(&candidates.members), tz),
+        target.store.existing_awards_of(ids, Some(&candidates.members))
+    );
+    snapshot.frames.extend(events.frames);
+    snapshot.failed.extend(events.failed);
+    Ok((snapshot, existing?, candidates))
 }
 
 fn count_per_badge(awards: &DataFrame) -> Result<Vec<(String, u64)>> {
@@ -566,6 +752,13 @@ pub fn print_report(report: &RunReport) {
     };
     let shard = report.shard.map(|s| format!(", shard {s}")).unwrap_or_default();
     println!("{what} as of {}{shard}", instant::format_utc(report.as_of));
+    match (&report.pass, report.pass.members) {
+        (PassReport { incremental: true, .. }, Some(members)) => {
+            println!("incremental pass: {members} members evaluated (changed since the last run)")
+        }
+        (PassReport { full_because: Some(reason), .. }, _) => println!("full pass: {reason}"),
+        _ => {}
+    }
     let header = if report.dry_run { "would award" } else { "new awards" };
     // Revocation columns only when a badge follows its criterion.
     let following = report.badges.iter().any(|b| b.revoked > 0 || b.restored > 0);

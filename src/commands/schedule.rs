@@ -1,4 +1,6 @@
-//! `accolade schedule`: run evaluation passes in-process on `[evaluation] schedule`.
+//! `accolade schedule`: run evaluation passes in-process on `[evaluation] schedule` (full
+//! passes) and `incremental_schedule` (incremental passes between them; when both are due at
+//! once, the full pass runs).
 //!
 //! tokio-cron-scheduler fires the passes, with three of its limits covered here:
 //! - it fixes a job's UTC offset when the job is created, so a recurring job drifts by an
@@ -32,8 +34,19 @@ pub struct Opts {
 
 pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     let plan = load_plan(config)?;
-    let text = plan.schedule.clone().ok_or_else(|| anyhow!("[evaluation] schedule is not set"))?;
-    let cron = parse_schedule(&text).map_err(|e| anyhow!("[evaluation] schedule: {e}"))?;
+    if plan.schedule.is_none() && plan.incremental_schedule.is_none() {
+        return Err(anyhow!("[evaluation] schedule is not set (nor incremental_schedule)"));
+    }
+    let parse = |key: &str, text: &Option<String>| -> Result<Option<croner::Cron>> {
+        text.as_deref().map(|t| parse_schedule(t).map_err(|e| anyhow!("[evaluation] {key}: {e}"))).transpose()
+    };
+    let full = parse("schedule", &plan.schedule)?;
+    let incremental = parse("incremental_schedule", &plan.incremental_schedule)?;
+    let text = format!(
+        "full: {}, incremental: {}",
+        plan.schedule.as_deref().unwrap_or("none"),
+        plan.incremental_schedule.as_deref().unwrap_or("none")
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let mut scheduler = JobScheduler::new().await.context("starting the scheduler")?;
     scheduler.start().await.context("starting the scheduler")?;
@@ -42,8 +55,10 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     // slot runs once even when its pass ends before the slot's second is over.
     let mut after = Utc::now();
     let outcome = loop {
-        let next = next_fire(&cron, &plan.timezone, after)?;
-        tracing::info!(next = %crate::instant::format_utc(next), "next pass");
+        let (next, is_incremental) = next_pass(full.as_ref(), incremental.as_ref(), &plan.timezone, after)?;
+        let cron = if is_incremental { incremental.as_ref() } else { full.as_ref() };
+        let Some(cron) = cron else { break Outcome::Success };
+        tracing::info!(next = %crate::instant::format_utc(next), incremental = is_incremental, "next pass");
         let fired = one_shot(&scheduler, next).await?;
         tokio::select! {
             _ = fired => {}
@@ -62,7 +77,12 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
                 }
             }
         }
-        let options = RunOptions { as_of: Some(next), stop: Some(stop.clone()), ..RunOptions::default() };
+        let options = RunOptions {
+            as_of: Some(next),
+            stop: Some(stop.clone()),
+            incremental: is_incremental,
+            ..RunOptions::default()
+        };
         let pass = pass(&plan, &options);
         tokio::pin!(pass);
         let result = tokio::select! {
@@ -79,7 +99,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         };
         report(result);
         let now = Utc::now();
-        let missed = missed_slots(&cron, &plan.timezone, next, now);
+        let missed = missed_slots(cron, &plan.timezone, next, now);
         if missed > 0 {
             tracing::warn!(missed, "the pass outlasted {missed} later slot(s); they are skipped, not run late");
         }
@@ -87,6 +107,24 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
     };
     scheduler.shutdown().await.context("stopping the scheduler")?;
     Ok(outcome)
+}
+
+/// The next pass after `after`: its instant, and whether it is incremental (a full pass due
+/// at the same instant wins).
+fn next_pass(
+    full: Option<&croner::Cron>,
+    incremental: Option<&croner::Cron>,
+    tz: &chrono_tz::Tz,
+    after: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, bool)> {
+    let full_at = full.map(|c| next_fire(c, tz, after)).transpose()?;
+    let incremental_at = incremental.map(|c| next_fire(c, tz, after)).transpose()?;
+    match (full_at, incremental_at) {
+        (Some(f), Some(i)) if i < f => Ok((i, true)),
+        (Some(f), _) => Ok((f, false)),
+        (None, Some(i)) => Ok((i, true)),
+        (None, None) => Err(anyhow!("[evaluation] schedule is not set")),
+    }
 }
 
 /// One pass with fresh connections (a database restart between passes is harmless).
@@ -152,5 +190,29 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+    }
+
+    #[test]
+    fn incremental_passes_run_between_full_passes_and_a_full_pass_wins_a_shared_slot() {
+        let full = parse_schedule("0 2 * * *").ok();
+        let every_five = parse_schedule("*/5 * * * *").ok();
+        let tz = chrono_tz::UTC;
+        let next = |after| next_pass(full.as_ref(), every_five.as_ref(), &tz, utc(after)).ok();
+        assert_eq!(next("2026-12-07T01:52:00Z"), Some((utc("2026-12-07T01:55:00Z"), true)));
+        assert_eq!(next("2026-12-07T01:55:00Z"), Some((utc("2026-12-07T02:00:00Z"), false)));
+        assert_eq!(
+            next_pass(None, every_five.as_ref(), &tz, utc("2026-12-07T02:00:00Z")).ok(),
+            Some((utc("2026-12-07T02:05:00Z"), true))
+        );
+        assert!(next_pass(None, None, &tz, utc("2026-12-07T02:00:00Z")).is_err());
     }
 }

@@ -81,6 +81,10 @@ pub struct EvaluationSection {
     pub schedule: Option<String>,
     /// How many shards `$JOB_COMPLETION_INDEX` picks from (Kubernetes Indexed Jobs).
     pub shards: Option<u32>,
+    /// When `accolade schedule` runs incremental passes between the full ones of `schedule`.
+    pub incremental_schedule: Option<String>,
+    /// How long after their `created_at` event rows may still appear ("10 minutes").
+    pub late_rows: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,6 +17,9 @@ use serde::Deserialize;
 use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 
+/// `[evaluation] late_rows` when absent.
+pub const DEFAULT_LATE_ROWS: chrono::Duration = chrono::Duration::minutes(10);
+
 /// A compiled config.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -28,6 +31,11 @@ pub struct Plan {
     pub schedule: Option<String>,
     /// `[evaluation] shards`: the N of `$JOB_COMPLETION_INDEX`/N.
     pub shards: Option<u32>,
+    /// `[evaluation] incremental_schedule`, validated: when `schedule` runs incremental passes.
+    pub incremental_schedule: Option<String>,
+    /// `[evaluation] late_rows`: how long after its `created_at` an event row may still appear
+    /// in the host database and be counted by an incremental run (default 10 minutes).
+    pub late_rows: chrono::Duration,
     pub notifications: Notifications,
     pub timezone: Tz,
     pub sources: SourceQueries,
@@ -433,6 +441,16 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
     if let Some(Err(e)) = raw.evaluation.schedule.as_deref().map(crate::cron::parse_schedule) {
         errors.push(format!("[evaluation] schedule {e}"));
     }
+    if let Some(Err(e)) = raw.evaluation.incremental_schedule.as_deref().map(crate::cron::parse_schedule) {
+        errors.push(format!("[evaluation] incremental_schedule {e}"));
+    }
+    let late_rows = match raw.evaluation.late_rows.as_deref() {
+        None => DEFAULT_LATE_ROWS,
+        Some(text) => crate::instant::parse_duration(text).unwrap_or_else(|e| {
+            errors.push(format!("[evaluation] late_rows {e}"));
+            DEFAULT_LATE_ROWS
+        }),
+    };
     if raw.evaluation.shards == Some(0) {
         errors.push("[evaluation] shards must be at least 1".to_string());
     }
@@ -476,6 +494,8 @@ pub fn compile(raw: RawConfig) -> Result<Plan, ConfigErrors> {
             when_locked,
             schedule: raw.evaluation.schedule,
             shards: raw.evaluation.shards,
+            incremental_schedule: raw.evaluation.incremental_schedule,
+            late_rows,
             notifications,
             timezone,
             sources,

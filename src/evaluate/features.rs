@@ -206,6 +206,33 @@ pub struct FeatureSet {
     ctx: Context,
     columns: BTreeMap<Feature, String>,
     grant: Option<Repeat>,
+    /// The spans compiled checks measured from the evaluation instant (see [`Sliding`]).
+    sliding: std::cell::RefCell<Sliding>,
+}
+
+/// What makes a set's values change with time alone, with no new or changed rows: `within`
+/// windows that slide (rows leave them), account ages that are reached, and current streaks
+/// that end at local midnight. Incremental runs find the members this can change from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sliding {
+    /// Spans of `within` windows: a row leaves the window `span` after its `created_at`.
+    pub windows: std::collections::BTreeSet<CalendarSpan>,
+    /// Spans from a member's creation compared with the evaluation instant (account age,
+    /// `time_since_registration`).
+    pub ages: std::collections::BTreeSet<CalendarSpan>,
+    /// Event sources read by a `current_streak_days` aggregate.
+    pub streaks: std::collections::BTreeSet<SourceKind>,
+    /// Event sources read by any aggregate.
+    pub sources: std::collections::BTreeSet<SourceKind>,
+}
+
+impl Sliding {
+    pub fn merge(&mut self, other: Sliding) {
+        self.windows.extend(other.windows);
+        self.ages.extend(other.ages);
+        self.streaks.extend(other.streaks);
+        self.sources.extend(other.sources);
+    }
 }
 
 /// The text of a period grant's key: a week's Monday (local days since 1970-01-01) as
@@ -229,12 +256,12 @@ pub fn grant_text(repeat: Repeat, key: i64) -> String {
 
 impl FeatureSet {
     pub fn new(ctx: Context) -> Self {
-        FeatureSet { ctx, columns: BTreeMap::new(), grant: None }
+        FeatureSet { ctx, columns: BTreeMap::new(), grant: None, sliding: Default::default() }
     }
 
     /// A set whose rows are (member, grant) for badges that repeat by `repeat`.
     pub fn granted(ctx: Context, repeat: Repeat) -> Self {
-        FeatureSet { ctx, columns: BTreeMap::new(), grant: Some(repeat) }
+        FeatureSet { ctx, columns: BTreeMap::new(), grant: Some(repeat), sliding: Default::default() }
     }
 
     /// How the set's rows are granted (`None`: one row per member).
@@ -263,6 +290,7 @@ impl FeatureSet {
     /// wall-clock readings) keeps it an instant, so eligibility never goes back when clocks
     /// do; a result inside a skipped hour moves forward out of it.
     pub fn eligible_from(&self, span: CalendarSpan) -> Expr {
+        self.sliding.borrow_mut().ages.insert(span);
         self.local_zoned(col("created_zoned"))
             .dt()
             .offset_by(lit(span.polars_offset()))
@@ -275,11 +303,51 @@ impl FeatureSet {
     /// skipped hour moves forward out of it). Before the representable range: the earliest
     /// instant, so every row counts.
     pub fn window_start(&self, span: CalendarSpan) -> i64 {
+        self.sliding.borrow_mut().windows.insert(span);
         let tz = self.ctx.timezone;
         let wall = self.ctx.as_of.with_timezone(&tz).naive_local();
         span.subtract_from(wall)
             .map(|start| crate::instant::to_micros(crate::instant::local_to_utc(start, &tz)))
             .unwrap_or(i64::MIN)
+    }
+
+    /// What makes the set's values change with time alone (see [`Sliding`]).
+    pub fn sliding(&self) -> Sliding {
+        let mut sliding = self.sliding.borrow().clone();
+        for feature in self.columns.keys() {
+            if let Feature::Event(a) | Feature::EventKey(a) = feature {
+                sliding.sources.insert(a.source);
+                if a.agg == Agg::CurrentStreakDays {
+                    sliding.streaks.insert(a.source);
+                }
+            }
+        }
+        sliding
+    }
+
+    /// The members of `snapshot` whose account reaches one of `ages` (or who are created)
+    /// between the instants `from` and `to` (µs, both included): whose eligibility by account
+    /// age can change between two evaluations at those instants.
+    pub fn reaching_age(&self, snapshot: &Snapshot, ages: &[CalendarSpan], from: i64, to: i64) -> Result<Vec<i64>> {
+        let between = |e: Expr| e.clone().gt_eq(lit(from)).and(e.lt_eq(lit(to)));
+        let mut any = between(col("created_at"));
+        for span in ages {
+            any = any.or(between(self.eligible_from(*span)).fill_null(lit(false)));
+        }
+        let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
+        let found = users
+            .clone()
+            .lazy()
+            .select([
+                col("user_id"),
+                micros(col("created_at")).alias("created_at"),
+                col("created_at").alias("created_zoned"),
+            ])
+            .filter(any)
+            .select([col("user_id")])
+            .collect()
+            .map_err(|e| anyhow!("finding members whose account age changes: {e}"))?;
+        ids_of(&found)
     }
 
     /// The evaluation instant (µs since the epoch, UTC).
@@ -895,6 +963,12 @@ pub(crate) fn floor_div(value: Expr, by: i64) -> Expr {
 }
 
 /// A datetime column as µs since the epoch.
+/// The `user_id` column of `frame` as ids (nulls left out).
+pub fn ids_of(frame: &DataFrame) -> Result<Vec<i64>> {
+    let ids = frame.column("user_id").and_then(|c| c.i64().cloned()).map_err(|e| anyhow!("reading member ids: {e}"))?;
+    Ok(ids.iter().flatten().collect())
+}
+
 fn micros(instant: Expr) -> Expr {
     instant.dt().timestamp(TimeUnit::Microseconds)
 }

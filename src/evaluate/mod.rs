@@ -9,7 +9,9 @@ mod features;
 pub mod progress;
 
 pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome, NodeOutcome};
-pub use features::{Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, grant_text, monday_of_week_number};
+pub use features::{
+    Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, Sliding, grant_text, ids_of, monday_of_week_number,
+};
 
 use crate::config::plan::{Badge, Criterion, Repeat};
 use crate::instant;
@@ -350,6 +352,20 @@ impl Evaluation {
             parts.push(Part { grant, features: set.build(snapshot)?, compiled });
         }
         Ok(Evaluation { ctx, parts, caps })
+    }
+
+    /// What makes `badges`' criteria change with time alone (compiled, not evaluated).
+    pub fn sliding<'a>(ctx: Context, badges: impl IntoIterator<Item = &'a Badge>) -> Sliding {
+        let mut sliding = Sliding::default();
+        for badge in badges {
+            let mut set = match badge.repeat {
+                None => FeatureSet::new(ctx),
+                Some(repeat) => FeatureSet::granted(ctx, repeat),
+            };
+            compile(badge, &mut set);
+            sliding.merge(set.sliding());
+        }
+        sliding
     }
 
     /// Every (badge_id, user_id, grant) whose criterion holds, grouped by badge, each badge's

@@ -44,6 +44,19 @@ pub async fn load_snapshot_shard(
     shard: Option<Shard>,
     timezone: Tz,
 ) -> Snapshot {
+    load_snapshot_of(db, queries, wanted, shard, None, timezone).await
+}
+
+/// Loads every requested source as [`load_snapshot_shard`] does, only the rows of `members`
+/// (sorted ids) if given: the filter is pushed into each query.
+pub async fn load_snapshot_of(
+    db: &Db,
+    queries: &SourceQueries,
+    wanted: &Wanted,
+    shard: Option<Shard>,
+    members: Option<&[i64]>,
+    timezone: Tz,
+) -> Snapshot {
     let loads = wanted.kinds.iter().map(|&kind| async move {
         let loaded = async {
             let sql = queries
@@ -52,6 +65,10 @@ pub async fn load_snapshot_shard(
             let sql = match shard {
                 Some(shard) => shard.filter(sql),
                 None => sql.clone(),
+            };
+            let sql = match members {
+                Some(members) => super::changed::members_filter(db.dialect(), &sql, members),
+                None => sql,
             };
             let specs = wanted.columns(kind);
             let frame = load_source(db, kind, &specs, &sql, Reading::new(timezone)).await?.0;
@@ -133,7 +150,7 @@ pub async fn load_member_emails(db: &Db, queries: &SourceQueries) -> Result<Data
 }
 
 /// Loads one source; with `reading.survey`, also returns each column's unreadable values.
-async fn load_source(
+pub(super) async fn load_source(
     db: &Db,
     kind: SourceKind,
     specs: &[ColumnSpec],

@@ -6,13 +6,15 @@
 //! and a value that cannot be read fails with the source, the column, the row and the value.
 //! Timestamps become `Datetime(µs, UTC)`; ids become `Int64`.
 
+mod changed;
 pub(crate) mod copy;
 pub mod decode;
 mod load;
 
+pub use changed::{Between, members_condition, members_filter, members_with_rows};
 pub use load::{
-    Reading, Survey, check_members, load_member_emails, load_snapshot, load_snapshot_shard, prepare_columns,
-    survey_source,
+    Reading, Survey, check_members, load_member_emails, load_snapshot, load_snapshot_of, load_snapshot_shard,
+    prepare_columns, survey_source,
 };
 
 use polars::prelude::*;

@@ -52,6 +52,13 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../../sql/postgres/0005_grants.sql"),
         mysql: include_str!("../../sql/mysql/0005_grants.sql"),
     },
+    Migration {
+        version: 6,
+        name: "incremental",
+        sqlite: include_str!("../../sql/sqlite/0006_incremental.sql"),
+        postgres: include_str!("../../sql/postgres/0006_incremental.sql"),
+        mysql: include_str!("../../sql/mysql/0006_incremental.sql"),
+    },
 ];
 
 impl Migration {

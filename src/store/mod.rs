@@ -5,6 +5,7 @@
 //! batch in its own transaction: a crash loses at most the batch in flight, and the next run
 //! inserts it. Migrations are the `.sql` files under `sql/<database>/`, applied in order.
 
+mod incremental;
 pub mod lock;
 mod migrate;
 mod outbox;
@@ -14,6 +15,8 @@ mod recipients;
 pub use recipients::{AwardRecord, CRITERIA_NO_LONGER_MET, DailyAwards, Followed, RevocationReport};
 
 pub use postgres::COPY_AWARDS_PER_TRANSACTION;
+
+pub use incremental::{IncrementalState, LaterRun};
 
 pub use outbox::{LeaderboardRow, OutboxRow};
 
@@ -283,9 +286,18 @@ impl Store {
 
     /// The existing awards of these badges as a `(badge_id, user_id, grant)` frame.
     pub async fn existing_awards(&self, badge_ids: &[String]) -> Result<DataFrame> {
+        self.existing_awards_of(badge_ids, None).await
+    }
+
+    /// The existing awards of these badges, of `members` only if given (sorted ids; the
+    /// filter is pushed into the query).
+    pub async fn existing_awards_of(&self, badge_ids: &[String], members: Option<&[i64]>) -> Result<DataFrame> {
+        let of_members = members
+            .map(|m| format!(" AND {}", crate::sources::members_condition(self.db.dialect(), m)))
+            .unwrap_or_default();
         if let Db::Postgres(pool) = &self.db {
             return match self.is_migrated().await? {
-                true => postgres::existing_awards(pool, badge_ids).await,
+                true => postgres::existing_awards(pool, badge_ids, &of_members).await,
                 false => granted_awards_frame(Vec::new(), Vec::new(), Vec::new()),
             };
         }
@@ -301,6 +313,7 @@ impl Store {
                         list.push_bind(id);
                     }
                     query.push(")");
+                    query.push(of_members.as_str());
                     let rows = query.build().fetch_all(pool).await.context("reading existing awards")?;
                     for row in rows {
                         badges.push(row.try_get::<String, _>(0)?);

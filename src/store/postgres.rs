@@ -186,7 +186,7 @@ fn copy_text(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// The existing awards of these badges as a `(badge_id, user_id, grant)` frame, read with
 /// binary COPY.
-pub async fn existing_awards(pool: &PgPool, badge_ids: &[String]) -> Result<DataFrame> {
+pub async fn existing_awards(pool: &PgPool, badge_ids: &[String], of_members: &str) -> Result<DataFrame> {
     if badge_ids.is_empty() {
         return granted_awards_frame(Vec::new(), Vec::new(), Vec::new());
     }
@@ -194,7 +194,8 @@ pub async fn existing_awards(pool: &PgPool, badge_ids: &[String]) -> Result<Data
     // COPY takes no parameters.
     let list: Vec<String> = badge_ids.iter().map(|id| format!("'{id}'")).collect();
     let copy = format!(
-        "COPY (SELECT badge_id, user_id, grant_key FROM accolade_awards WHERE badge_id IN ({})) TO STDOUT (FORMAT binary)",
+        "COPY (SELECT badge_id, user_id, grant_key FROM accolade_awards WHERE badge_id IN ({}){of_members}) \
+         TO STDOUT (FORMAT binary)",
         list.join(", ")
     );
     let specs = [

@@ -123,7 +123,8 @@ impl Store {
     }
 
     /// Makes the rule awards of `badge_ids` (badges earned once, with `revoke_when_unmet`)
-    /// follow their criteria for the members a run evaluated (`shard`'s, or all): revokes those
+    /// follow their criteria for the members a run evaluated (`shard`'s, or all, or `members`
+    /// of an incremental pass): revokes those
     /// held by members not in `qualifying` (`badge_id`, `user_id`) with the reason
     /// [`CRITERIA_NO_LONGER_MET`], and restores those it revoked before whose members qualify
     /// again (the same row: its award time and source stay). Manual awards, and awards revoked
@@ -134,6 +135,7 @@ impl Store {
         badge_ids: &[String],
         qualifying: &polars::prelude::DataFrame,
         shard: Option<crate::sources::Shard>,
+        members: Option<&[i64]>,
         announce: bool,
         now: DateTime<Utc>,
     ) -> Result<HashMap<String, Followed>> {
@@ -153,6 +155,9 @@ impl Store {
                 list.push_bind(id);
             }
             query.push(")");
+            if let Some(members) = members {
+                query.push(" AND ").push(crate::sources::members_condition(self.db().dialect(), members));
+            }
             let rows = query.build().fetch_all(pool).await.context("reading the awards that follow their criteria")?;
             for row in rows {
                 badges.push(row.try_get::<String, _>(0)?);

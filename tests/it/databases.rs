@@ -1753,7 +1753,7 @@ async fn upgrading_to_the_member_first_key_keeps_every_award_and_the_key_still_r
     .await;
     let applied = accolade::store::migrate(&store).await.expect("the upgrade");
 
-    assert_eq!(applied, vec![4, 5]);
+    assert_eq!(applied, vec![4, 5, 6]);
     let key = Some("user_id,badge_id,grant_key".to_string());
     assert_eq!(awards_key(&host).await, (key, 1), "one index: the member-first key, with the grant");
     let kept: Vec<(String, i64, String, String, String)> = host

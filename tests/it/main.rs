@@ -8,6 +8,7 @@ mod explain;
 mod following;
 mod formulas;
 mod hardening;
+mod incremental;
 mod lifecycle;
 mod openbadges;
 mod operations;

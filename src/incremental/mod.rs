@@ -1,0 +1,286 @@
+//! Incremental runs: evaluating only the members whose awards can have changed since the last
+//! run of the same shard, with exactly the awards a full run would give.
+//!
+//! Owns the decision whether stored state can be trusted ([`decide`]) and which members a pass
+//! evaluates ([`candidates`]): those with event rows created since the last run's instant minus
+//! `late_rows`; those whose rows in the per-member sources changed (found by [`digest`]s, as the
+//! host changes those in place); and those whose eligibility changes with time alone between
+//! the two instants — rows leaving a `within` window, an account age reached, a current streak
+//! ended by midnight, an enrolment or account dated later (see [`Sliding`]). Every criterion is
+//! a function of one member's rows and the instant, so every other member's awards are what
+//! the last run left, and the candidates are evaluated from their whole history.
+
+pub mod digest;
+
+use crate::config::plan::{Badge, Plan};
+use crate::db::Db;
+use crate::evaluate::{Context, Evaluation, FeatureSet};
+use crate::instant;
+use crate::sources::{self, Between, Shard, Snapshot, SourceKind};
+use crate::store::{IncrementalState, Store};
+use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The layout of stored state; a different one is never trusted.
+const STATE_FORMAT: u32 = 1;
+
+/// What a run evaluated, kept with its state: a later run trusts the state only for the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    pub format: u32,
+    /// The accolade version that wrote it.
+    pub version: String,
+    /// The digest of a fixed frame: changes if digests are computed differently.
+    pub hashing: String,
+    pub timezone: String,
+    pub late_rows_seconds: i64,
+    /// Each loaded source's query (a hash of its text).
+    pub sources: BTreeMap<String, String>,
+    /// Each evaluated badge's definition (a hash).
+    pub badges: BTreeMap<String, String>,
+}
+
+fn short_hash(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..12])
+}
+
+impl Fingerprint {
+    pub fn of(plan: &Plan, badges: &[&Badge]) -> Fingerprint {
+        let wanted = crate::config::plan::wanted(badges.iter().copied());
+        let sources = wanted
+            .kinds
+            .iter()
+            .map(|kind| (kind.name().to_string(), short_hash(plan.sources.get(kind).map_or("", String::as_str))))
+            .collect();
+        let badges = badges.iter().map(|b| (b.id.clone(), short_hash(&format!("{b:?}")))).collect();
+        Fingerprint {
+            format: STATE_FORMAT,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            hashing: digest::probe(),
+            timezone: plan.timezone.name().to_string(),
+            late_rows_seconds: plan.late_rows.num_seconds(),
+            sources,
+            badges,
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Why state kept under `stored` cannot be used for this fingerprint; `None` if it can.
+    pub fn difference(&self, stored: &str) -> Option<String> {
+        let Ok(old) = serde_json::from_str::<Fingerprint>(stored) else {
+            return Some("the stored state was written by another version of accolade".to_string());
+        };
+        if old.format != self.format || old.version != self.version || old.hashing != self.hashing {
+            return Some(format!("the stored state was written by accolade {}", old.version));
+        }
+        if old.timezone != self.timezone {
+            return Some(format!("the timezone changed ({} to {})", old.timezone, self.timezone));
+        }
+        if old.late_rows_seconds != self.late_rows_seconds {
+            return Some("[evaluation] late_rows changed".to_string());
+        }
+        for (name, hash) in &self.sources {
+            match old.sources.get(name) {
+                None => return Some(format!("source '{name}' was not read by the last run")),
+                Some(before) if before != hash => return Some(format!("the query of source '{name}' changed")),
+                Some(_) => {}
+            }
+        }
+        for (id, hash) in &self.badges {
+            match old.badges.get(id) {
+                None => return Some(format!("badge '{id}' was not evaluated by the last run")),
+                Some(before) if before != hash => return Some(format!("badge '{id}' changed")),
+                Some(_) => {}
+            }
+        }
+        if let Some(id) = old.badges.keys().find(|id| !self.badges.contains_key(*id)) {
+            return Some(format!("badge '{id}' is no longer evaluated"));
+        }
+        None
+    }
+}
+
+/// How a pass evaluates.
+#[derive(Debug, Clone)]
+pub enum Pass {
+    /// Every member; `reason` says why when an incremental pass was asked for.
+    Full { reason: Option<String> },
+    /// The members changed since `state` was kept.
+    Incremental { state: IncrementalState },
+}
+
+/// What a run was asked and what it found, for [`decide`].
+pub struct Asked<'a> {
+    pub full: bool,
+    pub only: &'a [String],
+    pub as_of: DateTime<Utc>,
+    /// Badges whose evaluation is their backfill.
+    pub backfills: &'a [String],
+}
+
+/// Whether this pass can be incremental, and if not why.
+pub async fn decide(store: &Store, fingerprint: &Fingerprint, shard: &str, asked: Asked<'_>) -> Result<Pass> {
+    let full = |reason: String| Ok(Pass::Full { reason: Some(reason) });
+    if asked.full {
+        return full("--full".to_string());
+    }
+    if !asked.only.is_empty() {
+        return full("--badge limits the run, and incremental state covers every badge".to_string());
+    }
+    let Some(state) = store.incremental_state(shard).await? else {
+        return full(format!("no run of shard {shard} has kept incremental state yet; this one does"));
+    };
+    if let Some(reason) = fingerprint.difference(&state.fingerprint) {
+        return full(reason);
+    }
+    if let Some(later) = store.run_after(shard, state.run_id).await? {
+        return full(format!(
+            "run {} ({}) came after run {}, which kept the state, without keeping it (killed, failed, stopped or limited)",
+            later.run_id, later.outcome, state.run_id
+        ));
+    }
+    if asked.as_of < state.as_of {
+        return full(format!(
+            "--as-of {} is earlier than the last run's {}",
+            instant::format_utc(asked.as_of),
+            instant::format_utc(state.as_of)
+        ));
+    }
+    if let Some(id) = asked.backfills.first() {
+        return full(format!("badge '{id}' is evaluated for the first time: its backfill reads every member"));
+    }
+    Ok(Pass::Incremental { state })
+}
+
+/// The members an incremental pass evaluates, and why, and every member's new digest.
+pub struct Candidates {
+    /// Sorted member ids.
+    pub members: Vec<i64>,
+    pub digests: DataFrame,
+    /// Members with event rows since the last run (less `late_rows`).
+    pub with_new_rows: usize,
+    /// Members whose per-member rows changed.
+    pub changed: usize,
+    /// Members whose eligibility can change with time alone.
+    pub by_time: usize,
+}
+
+/// Where an incremental pass reads from and for.
+pub struct Scope<'a> {
+    pub db: &'a Db,
+    pub plan: &'a Plan,
+    pub shard: Option<Shard>,
+    pub since: DateTime<Utc>,
+    pub as_of: DateTime<Utc>,
+}
+
+/// The per-member sources among `kinds` (what digests cover).
+pub fn per_member_kinds(kinds: &BTreeSet<SourceKind>) -> Vec<SourceKind> {
+    kinds.iter().copied().filter(|k| !k.is_event()).collect()
+}
+
+/// Finds the candidates of a pass from the per-member sources (`per_member`, loaded whole),
+/// the stored digests and the event sources' rows in the ranges that matter.
+pub async fn candidates(
+    scope: &Scope<'_>,
+    badges: &[Badge],
+    per_member: Snapshot,
+    stored: DataFrame,
+    event_kinds: &[SourceKind],
+) -> Result<(Candidates, Snapshot)> {
+    let tz = scope.plan.timezone;
+    let (at_since, at_now) =
+        (Context { as_of: scope.since, timezone: tz }, Context { as_of: scope.as_of, timezone: tz });
+    let sliding = Evaluation::sliding(at_now, badges.iter());
+    let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
+    let late = scope.plan.late_rows.num_microseconds().unwrap_or(0);
+
+    // Event rows: created since the last run (less late_rows), leaving a window, or ending a streak.
+    let mut ranges: Vec<(SourceKind, Between)> =
+        event_kinds.iter().map(|&k| (k, Between { from: since_us.saturating_sub(late), to: None })).collect();
+    for span in &sliding.windows {
+        let (from, to) = (FeatureSet::new(at_since).window_start(*span), FeatureSet::new(at_now).window_start(*span));
+        if from != i64::MIN && to > from {
+            ranges.extend(sliding.sources.iter().map(|&k| (k, Between { from, to: Some(to) })));
+        }
+    }
+    let day = |at: DateTime<Utc>| at.with_timezone(&tz).date_naive();
+    if day(scope.since) != day(scope.as_of)
+        && let Some(before) = day(scope.since).pred_opt().and_then(|d| d.and_hms_opt(0, 0, 0))
+    {
+        let from = instant::to_micros(instant::local_to_utc(before, &tz));
+        ranges.extend(sliding.streaks.iter().map(|&k| (k, Between { from, to: None })));
+    }
+    let mut with_rows: BTreeSet<i64> = BTreeSet::new();
+    let mut found_new = 0;
+    for (index, (kind, between)) in ranges.iter().enumerate() {
+        let members =
+            sources::members_with_rows(scope.db, &scope.plan.sources, *kind, scope.shard, tz, *between).await?;
+        if index < event_kinds.len() {
+            found_new += members.len();
+        }
+        with_rows.extend(members);
+    }
+
+    let kinds = per_member_kinds(&per_member.frames.keys().copied().collect());
+    let ages: Vec<_> = sliding.ages.iter().copied().collect();
+    let (per_member, digests, changed, by_time) =
+        crate::evaluate::on_evaluation_thread(move || -> Result<(Snapshot, DataFrame, Vec<i64>, Vec<i64>)> {
+            let digests = digest::member_digests(&per_member, &kinds)?;
+            let changed = digest::changed(&stored, &digests)?;
+            let mut by_time = FeatureSet::new(at_now).reaching_age(&per_member, &ages, since_us, now_us)?;
+            by_time.extend(enrolled_between(&per_member, since_us, now_us)?);
+            Ok((per_member, digests, changed, by_time))
+        })
+        .await?;
+    let (changed_count, by_time_count) = (changed.len(), by_time.len());
+    let mut members = with_rows;
+    members.extend(changed);
+    members.extend(by_time);
+    let candidates = Candidates {
+        members: members.into_iter().collect(),
+        digests,
+        with_new_rows: found_new,
+        changed: changed_count,
+        by_time: by_time_count,
+    };
+    Ok((candidates, per_member))
+}
+
+/// Members with a training enrolment dated between the two instants (µs, both included): it
+/// starts to count when the evaluation instant passes it.
+fn enrolled_between(snapshot: &Snapshot, from: i64, to: i64) -> Result<Vec<i64>> {
+    let Some(trainings) = snapshot.frame(SourceKind::Trainings) else { return Ok(Vec::new()) };
+    let at = col("enrolled_at").dt().timestamp(TimeUnit::Microseconds);
+    let found = trainings
+        .clone()
+        .lazy()
+        .filter(at.clone().gt_eq(lit(from)).and(at.lt_eq(lit(to))).fill_null(lit(false)))
+        .select([col("user_id")])
+        .collect()
+        .map_err(|e| anyhow!("finding enrolments dated since the last run: {e}"))?;
+    crate::evaluate::ids_of(&found)
+}
+
+/// `snapshot`'s frames restricted to `members` (sorted ids).
+pub fn restrict(snapshot: Snapshot, members: &[i64]) -> Result<Snapshot> {
+    let ids = DataFrame::new(members.len(), vec![Column::new("user_id".into(), members)])
+        .map_err(|e| anyhow!("selecting members: {e}"))?;
+    let mut frames = BTreeMap::new();
+    for (kind, frame) in snapshot.frames {
+        let kept = frame
+            .lazy()
+            .semi_join(ids.clone().lazy(), col("user_id"), col("user_id"))
+            .collect()
+            .map_err(|e| anyhow!("source '{kind}': selecting members: {e}"))?;
+        frames.insert(kind, kept);
+    }
+    Ok(Snapshot { frames, failed: snapshot.failed })
+}
