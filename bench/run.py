@@ -10,15 +10,24 @@ times, one after the other:
   (e) the write floor: a plain COPY of the awards of (c), sorted by the primary key, into an
       empty table shaped like accolade_awards (same columns, primary key and index),
 checks that (a) and (c) award exactly the same (badge, member) pairs, and reports the ratios
-c/a, c/b, d/a and the peak memory of (c). Results go to OUT/results.json, OUT/results.md and
-OUT/chart.svg (time against members for a, b and c).
+c/a, c/b, d/a and the peak memory of (c). Then incremental runs (part 12): one
+`accolade run --incremental` that keeps the state (a full pass), and for each K of
+--incremental-k, the activity of K members (30 rows each: 20 posts, 5 connections, 5
+sign-ins) appended five minutes after the last run, timed as
+  (f) `accolade run --incremental` as of five minutes later,
+checked against a full dry run as of the same instant before it (f awards exactly as many)
+and after it (nothing left to award). Indexes on the event tables' time columns are created
+first (outside the timing), as a host that lists recent activity has them. Results go to
+OUT/results.json, OUT/results.md and OUT/chart.svg (time against members for a, b and c).
 
 Usage: bench/run.py [--sizes 250000,500000,1000000] [--accolade target/release/accolade]
                     [--pg-url postgres://postgres@127.0.0.1:5432] [--out bench/out] [--keep]
+                    [--incremental-k 1000,10000,100000]
 Needs psql and GNU time (/usr/bin/time) on the PATH. Only the standard library is used.
 """
 
 import argparse
+import calendar
 import json
 import os
 import re
@@ -46,13 +55,13 @@ def timed(fn):
     return time.perf_counter() - start, result
 
 
-def accolade_run(accolade, config, as_of):
+def accolade_run(accolade, config, as_of, *extra):
     """Runs accolade under GNU time; returns (seconds, peak RSS in MiB, stdout)."""
     # GNU time reports the peak memory; without it the run is still timed.
     timer = ["/usr/bin/time", "-v"] if os.path.exists("/usr/bin/time") else []
     start = time.perf_counter()
     done = subprocess.run(
-        [*timer, accolade, "--config", str(config), "run", "--as-of", as_of],
+        [*timer, accolade, "--config", str(config), "run", "--as-of", as_of, *extra],
         text=True, capture_output=True, env={**os.environ, "ACCOLADE_LOG": "warn"},
     )
     seconds = time.perf_counter() - start
@@ -142,6 +151,7 @@ def bench_size(args, members, as_of):
     only_baseline, only_accolade, total = difference(url)
     same = only_baseline == 0 and only_accolade == 0 and total == awards
     print(f"  awards match: {same} (baseline {total:,}, only baseline {only_baseline}, only accolade {only_accolade})")
+    incremental = bench_incremental(args, url, config, as_of, members)
     if not args.keep:
         psql(admin, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     return {
@@ -152,7 +162,67 @@ def bench_size(args, members, as_of):
         "c_over_a": first / baseline, "c_over_b": first / floor, "d_over_a": second / baseline,
         "c_over_b_plus_e": first / (floor + floor_write),
         "awards_match": same,
+        "incremental": incremental,
     }
+
+
+def later(as_of, minutes):
+    """The RFC 3339 UTC instant `minutes` after `as_of`."""
+    seconds = calendar.timegm(time.strptime(as_of, "%Y-%m-%dT%H:%M:%SZ")) + minutes * 60
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def append_activity(url, members, k, since, until, seed):
+    """30 rows for each of K members (a random sample, repeatable) dated in (since, until]."""
+    sql = f"""
+    CREATE TEMP TABLE picked AS
+      SELECT DISTINCT 1 + ((i::bigint * 2654435761 + {seed}) % {members}) AS id
+      FROM generate_series(1, {k}) AS i;
+    INSERT INTO forum_posts (author_id, thread_id, post_type, posted_at)
+      SELECT id, (id * 7 + n) % 5000, CASE WHEN n % 4 = 0 THEN 'question' ELSE 'reply' END,
+             (TIMESTAMPTZ '{since}' + (n + 1) * interval '10 seconds') AT TIME ZONE 'UTC'
+      FROM picked, generate_series(1, 20) AS n;
+    INSERT INTO friendships (member_id, friend_id, accepted_at)
+      SELECT id, 1 + (id * 13 + n) % {members}, extract(epoch FROM TIMESTAMPTZ '{since}')::bigint + n + 1
+      FROM picked, generate_series(1, 5) AS n;
+    INSERT INTO sign_ins (member_id, signed_in_at)
+      SELECT id, TIMESTAMPTZ '{since}' + (n + 1) * interval '30 seconds'
+      FROM picked, generate_series(1, 5) AS n;
+    SELECT count(*) FROM picked;
+    """
+    out = psql(url, "-t", "-A", "-c", sql).stdout.split()
+    return int(out[-1]) if out else 0
+
+
+def bench_incremental(args, url, config, as_of, members):
+    """(f) at each K, after a run that keeps the incremental state."""
+    psql(url, "-c", "CREATE INDEX IF NOT EXISTS forum_posts_posted_at ON forum_posts (posted_at)",
+         "-c", "CREATE INDEX IF NOT EXISTS friendships_accepted_at ON friendships (accepted_at)",
+         "-c", "CREATE INDEX IF NOT EXISTS sign_ins_signed_in_at ON sign_ins (signed_in_at)",
+         "-c", "ANALYZE", "-c", "CHECKPOINT")
+    keep, keep_peak, _ = accolade_run(args.accolade, config, as_of, "--incremental")
+    print(f"  (f0) first --incremental (full, keeps state) {keep:8.2f}s  peak {mib(keep_peak)}", flush=True)
+    results = []
+    at = as_of
+    for n, k in enumerate(int(v) for v in args.incremental_k.split(",") if v):
+        nxt = later(at, 5)
+        picked = append_activity(url, members, k, at, nxt, 7 + n)
+        psql(url, "-c", "ANALYZE")
+        _, _, before = accolade_run(args.accolade, config, nxt, "--dry-run")
+        would = int(re.search(r"(\d+) new awards", before).group(1))
+        seconds, peak, out = accolade_run(args.accolade, config, nxt, "--incremental")
+        evaluated = re.search(r"incremental pass: (\d+) members evaluated", out)
+        new = int(re.search(r"(\d+) new awards", out).group(1))
+        _, _, after = accolade_run(args.accolade, config, nxt, "--dry-run")
+        left = int(re.search(r"(\d+) new awards", after).group(1))
+        same = evaluated is not None and new == would and left == 0
+        print(f"  (f) K={k:,}: {seconds:8.2f}s  peak {mib(peak)}  {int(evaluated.group(1)) if evaluated else 'FULL'} "
+              f"members evaluated, {new:,} awards (a full run: {would:,}; left after: {left})", flush=True)
+        results.append({"k": k, "members_with_activity": picked, "seconds": seconds, "peak_mib": peak,
+                        "evaluated": int(evaluated.group(1)) if evaluated else None, "new_awards": new,
+                        "full_run_awards": would, "left_after": left, "same_as_full": same})
+        at = nxt
+    return {"keep_state_run_s": keep, "keep_state_peak_mib": keep_peak, "passes": results}
 
 
 def chart(results, path):
@@ -203,6 +273,19 @@ def table(results):
     return "\n".join(lines) + "\n"
 
 
+def incremental_table(results):
+    lines = ["| members | K | (f) incremental | evaluated | awards (= full run) | f/a | f/d | peak (f) | peak (f) / peak (c) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for p in r["incremental"]["passes"]:
+            ratio = (p["peak_mib"] / r["first_run_peak_mib"]) if p["peak_mib"] and r["first_run_peak_mib"] else None
+            lines.append(f"| {r['members']:,} | {p['k']:,} | {p['seconds']:.2f} s | {p['evaluated'] or 'full'} | "
+                         f"{p['new_awards']:,} ({'yes' if p['same_as_full'] else 'NO'}) | "
+                         f"{p['seconds'] / r['baseline_s']:.3f} | {p['seconds'] / r['second_run_s']:.3f} | "
+                         f"{mib(p['peak_mib'])} | {'unknown' if ratio is None else f'{ratio:.2f}'} |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="250000,500000,1000000")
@@ -212,6 +295,8 @@ def main():
     parser.add_argument("--as-of", default=time.strftime("%Y-%m-%dT00:00:00Z", time.gmtime()),
                         help="the evaluation instant of every run (default: today 00:00 UTC)")
     parser.add_argument("--keep", action="store_true", help="keep the generated databases")
+    parser.add_argument("--incremental-k", default="1000",
+                        help="members with new activity for each incremental pass (comma-separated)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -219,11 +304,14 @@ def main():
         print(f"size {size:,}", flush=True)
         results.append(bench_size(args, size, args.as_of))
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(table(results))
+    (args.out / "results.md").write_text(table(results) + "\n" + incremental_table(results))
     chart(results, args.out / "chart.svg")
     print(table(results))
+    print(incremental_table(results))
     if not all(r["awards_match"] for r in results):
         sys.exit("accolade and the SQL baseline awarded different members")
+    if not all(p["same_as_full"] for r in results for p in r["incremental"]["passes"]):
+        sys.exit("an incremental run did not award what a full run awards")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 //!
 //! Data flows one way: [`config`] → [`config::plan`] → [`sources`] (snapshots of the host
 //! database as Polars frames) → [`evaluate`] (per-member features and per-badge predicates) →
-//! [`store`] (only new awards, exactly once). [`openbadges`] and [`report`] present the awards to
-//! the world and to administrators; [`commands`] wires everything into subcommands.
+//! [`store`] (only new awards, exactly once); [`pipeline`] runs one pass through them, and
+//! [`incremental`] decides which members a pass needs. [`openbadges`] and [`report`] present
+//! the awards to the world and to administrators; [`commands`] parse options and print.
 
 pub mod commands;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod incremental;
 pub mod instant;
 pub mod metrics;
 pub mod openbadges;
+pub mod pipeline;
 pub mod report;
 pub mod rules;
 pub mod sources;

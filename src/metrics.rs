@@ -2,7 +2,7 @@
 //! node-exporter's textfile collector (`--metrics-file`) and/or pushed to a Pushgateway
 //! (`--pushgateway URL`, job `accolade`).
 
-use crate::commands::run::RunReport;
+use crate::pipeline::RunReport;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;

@@ -19,6 +19,9 @@ fn the_bench_script_runs_at_a_tiny_size_and_finds_the_same_awards_as_the_sql_bas
     let output = Command::new("python3")
         .arg(&script)
         .args(["--sizes", "1500", "--accolade", env!("CARGO_BIN_EXE_accolade"), "--pg-url", server])
+        // Yesterday's midnight: the incremental passes' instants, minutes later, are past too.
+        .args(["--as-of", &(chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%dT00:00:00Z").to_string()])
+        .args(["--incremental-k", "50,400"])
         .arg("--out")
         .arg(out.path())
         .output()
@@ -34,6 +37,12 @@ fn the_bench_script_runs_at_a_tiny_size_and_finds_the_same_awards_as_the_sql_bas
     assert_eq!(results[0]["members"], 1500);
     assert_eq!(results[0]["awards_match"], true);
     assert!(results[0]["awards"].as_u64().is_some_and(|n| n > 0));
+    let passes = results[0]["incremental"]["passes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(passes.len(), 2, "{stdout}");
+    for pass in &passes {
+        assert_eq!(pass["same_as_full"], true, "an incremental pass awards what a full run does: {pass}");
+        assert!(pass["evaluated"].as_u64().is_some_and(|n| n > 0), "the pass was incremental: {pass}");
+    }
     let chart = std::fs::read_to_string(out.path().join("chart.svg")).expect("chart.svg is written");
     assert!(chart.starts_with("<svg") && chart.contains("<polyline"));
 }
