@@ -76,11 +76,17 @@ def mib(value):
     return "unknown" if value is None else f"{value:,.0f} MiB"
 
 
-def copy_floor(url, config):
-    """Seconds to read every source's needed columns with binary COPY, one after the other."""
+PER_MEMBER_SOURCES = ("users", "trainings", "roles", "settings", "metrics")
+
+
+def copy_floor(url, config, only=None):
+    """Seconds to read every source's needed columns (or those of the sources in `only`) with
+    binary COPY, one after the other."""
     sources = tomllib.loads(Path(config).read_text())["sources"]
     total = 0.0
     for name, query in sources.items():
+        if only is not None and name not in only:
+            continue
         if name == "users":
             # The demo's users query also returns `email`, which only Open Badges exports read.
             query = f"SELECT user_id, created_at, blocked, avatar_changed FROM ({query}) AS s"
@@ -202,6 +208,10 @@ def bench_incremental(args, url, config, as_of, members):
          "-c", "ANALYZE", "-c", "CHECKPOINT")
     keep, keep_peak, _ = accolade_run(args.accolade, config, as_of, "--incremental")
     print(f"  (f0) first --incremental (full, keeps state) {keep:8.2f}s  peak {mib(keep_peak)}", flush=True)
+    # What detecting in-place changes costs at the least without help from the host: reading
+    # the per-member sources once (no change timestamps to push down).
+    per_member = copy_floor(url, config, PER_MEMBER_SOURCES)
+    print(f"  (g) COPY floor of the per-member sources {per_member:8.2f}s", flush=True)
     results = []
     at = as_of
     for n, k in enumerate(int(v) for v in args.incremental_k.split(",") if v):
@@ -222,7 +232,8 @@ def bench_incremental(args, url, config, as_of, members):
                         "evaluated": int(evaluated.group(1)) if evaluated else None, "new_awards": new,
                         "full_run_awards": would, "left_after": left, "same_as_full": same})
         at = nxt
-    return {"keep_state_run_s": keep, "keep_state_peak_mib": keep_peak, "passes": results}
+    return {"keep_state_run_s": keep, "keep_state_peak_mib": keep_peak, "per_member_copy_floor_s": per_member,
+            "passes": results}
 
 
 def chart(results, path):
@@ -273,15 +284,62 @@ def table(results):
     return "\n".join(lines) + "\n"
 
 
+def line_chart(series, xlabel, path):
+    """A dependency-free SVG line chart of seconds: `series` is [(label, colour, [(x, y)])]."""
+    width, height, pad = 640, 400, 60
+    points = [pt for _, _, pts in series for pt in pts] or [(1, 1)]
+    xmax, ymax = max(x for x, _ in points) * 1.05 or 1, max(y for _, y in points) * 1.1 or 1
+
+    def px(x, y):
+        return pad + x / xmax * (width - 2 * pad), height - pad - y / ymax * (height - 2 * pad)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
+             f'<text x="{width / 2}" y="{height - 15}" text-anchor="middle">{xlabel}</text>',
+             f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">seconds</text>']
+    for i in range(5):
+        y = ymax * i / 4
+        parts.append(f'<text x="{pad - 5}" y="{px(0, y)[1] + 4}" text-anchor="end">{y:.1f}</text>')
+    for x in sorted({x for x, _ in points}):
+        parts.append(f'<text x="{px(x, 0)[0]}" y="{height - pad + 16}" text-anchor="middle">{x:,}</text>')
+    for n, (label, colour, pts) in enumerate(series):
+        line = " ".join(f"{px(x, y)[0]:.1f},{px(x, y)[1]:.1f}" for x, y in pts)
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{line}"/>')
+        parts.extend(f'<circle cx="{px(x, y)[0]:.1f}" cy="{px(x, y)[1]:.1f}" r="3" fill="{colour}"/>' for x, y in pts)
+        parts.append(f'<text x="{pad + 10}" y="{pad + 15 * n}" fill="{colour}">{label}</text>')
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n")
+
+
+def incremental_charts(results, out):
+    """(f) against K at the largest size, and (f) at the first K against members."""
+    largest = max(results, key=lambda r: r["members"])
+    passes = largest["incremental"]["passes"]
+    line_chart([(f"(f) incremental, {largest['members']:,} members", "#1f77b4", [(p["k"], p["seconds"]) for p in passes]),
+                ("(g) per-member COPY floor", "#7f7f7f",
+                 [(p["k"], largest["incremental"]["per_member_copy_floor_s"]) for p in passes]),
+                ("(d) full second run", "#2ca02c", [(p["k"], largest["second_run_s"]) for p in passes])],
+               "members with new activity (K)", out / "chart_incremental_k.svg")
+    firsts = [(r["members"], r["incremental"]["passes"][0]["seconds"]) for r in results if r["incremental"]["passes"]]
+    line_chart([("(f) incremental, first K", "#1f77b4", firsts),
+                ("(g) per-member COPY floor", "#7f7f7f",
+                 [(r["members"], r["incremental"]["per_member_copy_floor_s"]) for r in results])],
+               "members", out / "chart_incremental_members.svg")
+
+
 def incremental_table(results):
-    lines = ["| members | K | (f) incremental | evaluated | awards (= full run) | f/a | f/d | peak (f) | peak (f) / peak (c) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| members | K | (f) incremental | evaluated | awards (= full run) | f/a | f/d | (g) per-member COPY floor | f/g | peak (f) | peak (f) / peak (c) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         for p in r["incremental"]["passes"]:
             ratio = (p["peak_mib"] / r["first_run_peak_mib"]) if p["peak_mib"] and r["first_run_peak_mib"] else None
             lines.append(f"| {r['members']:,} | {p['k']:,} | {p['seconds']:.2f} s | {p['evaluated'] or 'full'} | "
                          f"{p['new_awards']:,} ({'yes' if p['same_as_full'] else 'NO'}) | "
                          f"{p['seconds'] / r['baseline_s']:.3f} | {p['seconds'] / r['second_run_s']:.3f} | "
+                         f"{r['incremental']['per_member_copy_floor_s']:.2f} s | "
+                         f"{p['seconds'] / r['incremental']['per_member_copy_floor_s']:.2f} | "
                          f"{mib(p['peak_mib'])} | {'unknown' if ratio is None else f'{ratio:.2f}'} |")
     return "\n".join(lines) + "\n"
 
@@ -306,6 +364,7 @@ def main():
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(table(results) + "\n" + incremental_table(results))
     chart(results, args.out / "chart.svg")
+    incremental_charts(results, args.out)
     print(table(results))
     print(incremental_table(results))
     if not all(r["awards_match"] for r in results):

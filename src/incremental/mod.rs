@@ -202,9 +202,11 @@ pub async fn candidates(
     let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
     let late = scope.plan.late_rows.num_microseconds().unwrap_or(0);
 
-    // Event rows: created since the last run (less late_rows), leaving a window, or ending a streak.
-    let mut ranges: Vec<(SourceKind, Between)> =
-        event_kinds.iter().map(|&k| (k, Between { from: since_us.saturating_sub(late), to: None })).collect();
+    // Event rows: created since the last run (less late_rows) up to this run's instant (a row
+    // dated later counts only once a run's instant passes it, and that run finds it then),
+    // leaving a window, or ending a streak.
+    let recent = Between { from: since_us.saturating_sub(late), to: Some(now_us) };
+    let mut ranges: Vec<(SourceKind, Between)> = event_kinds.iter().map(|&k| (k, recent)).collect();
     for span in &sliding.windows {
         let (from, to) = (FeatureSet::new(at_since).window_start(*span), FeatureSet::new(at_now).window_start(*span));
         if from != i64::MIN && to > from {

@@ -15,8 +15,6 @@ use sqlx::{QueryBuilder, Row};
 use std::collections::HashSet;
 
 /// Keys released per UPDATE statement.
-const RELEASE_BATCH: usize = 1_000;
-
 /// An outbox row as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct OutboxRow {
@@ -70,35 +68,23 @@ impl Store {
 
     /// Moves deferred notifications to `pending`, oldest first, at most `max` of them (all
     /// when `None`); returns how many.
+    ///
+    /// One statement: the oldest keys are chosen inside the database (a derived table, which
+    /// MySQL needs to select from the table it updates). Sending the keys back in lists made
+    /// PostgreSQL compare every deferred row with every listed key, seconds per thousand.
     pub async fn release_notifications(&self, max: Option<u64>, now: DateTime<Utc>) -> Result<u64> {
-        let limit = max.map_or(String::new(), |n| format!(" LIMIT {n}"));
-        let select = self.sql(&format!(
-            "SELECT badge_id, user_id, grant_key, event FROM accolade_outbox WHERE state = 'deferred' \
-             ORDER BY created_at, badge_id, user_id, grant_key, event{limit}"
-        ));
-        let keys: Vec<(String, i64, String, String)> =
-            with_pool!(self.db(), pool => sqlx::query_as(select).fetch_all(pool).await)
-                .context("reading the outbox")?;
-        let mut released = 0;
-        for chunk in keys.chunks(RELEASE_BATCH) {
-            released += with_pool!(self.db(), pool => {
-                let mut update = QueryBuilder::new("UPDATE accolade_outbox SET state = 'pending', queued_at = ");
-                // A row-value list, not a chain of ORs: SQLite refuses expressions deeper than 1,000.
-                update.push_bind(now).push(" WHERE state = 'deferred' AND (badge_id, user_id, grant_key, event) IN (");
-                update.push(self.row_list_head());
-                for (i, (badge, user, grant, event)) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        update.push(", ");
-                    }
-                    update.push("(").push_bind(badge).push(", ").push_bind(*user).push(", ").push_bind(grant);
-                    update.push(", ").push_bind(event).push(")");
-                }
-                update.push(")");
-                update.build().execute(pool).await.map(|r| r.rows_affected())
-            })
-            .context("releasing notifications")?;
-        }
-        Ok(released)
+        let sql = match max {
+            None => "UPDATE accolade_outbox SET state = 'pending', queued_at = ? WHERE state = 'deferred'".to_string(),
+            Some(n) => format!(
+                "UPDATE accolade_outbox SET state = 'pending', queued_at = ? WHERE state = 'deferred' \
+                 AND (badge_id, user_id, grant_key, event) IN (SELECT badge_id, user_id, grant_key, event FROM \
+                 (SELECT badge_id, user_id, grant_key, event FROM accolade_outbox WHERE state = 'deferred' \
+                 ORDER BY created_at, badge_id, user_id, grant_key, event LIMIT {n}) AS oldest)"
+            ),
+        };
+        let sql = self.sql(&sql);
+        with_pool!(self.db(), pool => sqlx::query(sql).bind(now).execute(pool).await.map(|r| r.rows_affected()))
+            .context("releasing notifications")
     }
 
     /// The outbox, oldest first.
