@@ -186,25 +186,23 @@ pub fn per_member_kinds(kinds: &BTreeSet<SourceKind>) -> Vec<SourceKind> {
     kinds.iter().copied().filter(|k| !k.is_event()).collect()
 }
 
-/// Finds the candidates of a pass from the per-member sources (`per_member`, loaded whole),
-/// the stored digests and the event sources' rows in the ranges that matter.
-pub async fn candidates(
+/// The members with event rows that matter since the last run: created since its instant
+/// (less `late_rows`) up to this one's, leaving a `within` window, or ending a current streak.
+/// Queries only the event sources (pushed-down ranges), so it runs while the per-member
+/// sources load. Returns the members and how many the first kind of range found.
+pub async fn members_with_event_rows(
     scope: &Scope<'_>,
     badges: &[Badge],
-    per_member: Snapshot,
-    stored: DataFrame,
     event_kinds: &[SourceKind],
-) -> Result<(Candidates, Snapshot)> {
+) -> Result<(BTreeSet<i64>, usize)> {
     let tz = scope.plan.timezone;
     let (at_since, at_now) =
         (Context { as_of: scope.since, timezone: tz }, Context { as_of: scope.as_of, timezone: tz });
     let sliding = Evaluation::sliding(at_now, badges.iter());
     let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
     let late = scope.plan.late_rows.num_microseconds().unwrap_or(0);
-
-    // Event rows: created since the last run (less late_rows) up to this run's instant (a row
-    // dated later counts only once a run's instant passes it, and that run finds it then),
-    // leaving a window, or ending a streak.
+    // A row dated after this run's instant counts only once a run's instant passes it, and
+    // that run finds it then.
     let recent = Between { from: since_us.saturating_sub(late), to: Some(now_us) };
     let mut ranges: Vec<(SourceKind, Between)> = event_kinds.iter().map(|&k| (k, recent)).collect();
     for span in &sliding.windows {
@@ -220,17 +218,29 @@ pub async fn candidates(
         let from = instant::to_micros(instant::local_to_utc(before, &tz));
         ranges.extend(sliding.streaks.iter().map(|&k| (k, Between { from, to: None })));
     }
-    let mut with_rows: BTreeSet<i64> = BTreeSet::new();
-    let mut found_new = 0;
-    for (index, (kind, between)) in ranges.iter().enumerate() {
-        let members =
-            sources::members_with_rows(scope.db, &scope.plan.sources, *kind, scope.shard, tz, *between).await?;
-        if index < event_kinds.len() {
-            found_new += members.len();
-        }
-        with_rows.extend(members);
-    }
+    let queries = ranges.iter().map(|(kind, between)| {
+        sources::members_with_rows(scope.db, &scope.plan.sources, *kind, scope.shard, tz, *between)
+    });
+    let found = futures_util::future::try_join_all(queries).await?;
+    let recent_count = found.iter().take(event_kinds.len()).map(Vec::len).sum();
+    Ok((found.into_iter().flatten().collect(), recent_count))
+}
 
+/// The candidates of a pass: `with_rows` (from [`members_with_event_rows`]), the members whose
+/// per-member rows (`per_member`, loaded whole) differ from the `stored` digests, and those
+/// whose account age or an enrolment is reached between the two instants.
+pub async fn candidates(
+    scope: &Scope<'_>,
+    badges: &[Badge],
+    per_member: Snapshot,
+    stored: DataFrame,
+    with_rows: (BTreeSet<i64>, usize),
+) -> Result<(Candidates, Snapshot)> {
+    let tz = scope.plan.timezone;
+    let at_now = Context { as_of: scope.as_of, timezone: tz };
+    let sliding = Evaluation::sliding(at_now, badges.iter());
+    let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
+    let (with_rows, found_new) = with_rows;
     let kinds = per_member_kinds(&per_member.frames.keys().copied().collect());
     let ages: Vec<_> = sliding.ages.iter().copied().collect();
     let (per_member, digests, changed, by_time) =

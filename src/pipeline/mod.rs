@@ -242,6 +242,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
             let stopped = evaluated.stopped;
             pass_report.members = evaluated.candidates;
             let digests = evaluated.digests.take();
+            let digests_unchanged = evaluated.digests_unchanged;
             apply(&mut reports, evaluated);
             let badges: Vec<BadgeReport> = plan.badges.iter().filter_map(|b| reports.remove(&b.id)).collect();
             let mut released = 0;
@@ -265,8 +266,11 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
                         fingerprint: fingerprint.to_json(),
                         members: digests.height() as i64,
                     };
-                    let chunks = crate::incremental::digest::encode(&digests)?;
-                    store.keep_incremental_state(&shard_key, &state, &chunks, Utc::now()).await?;
+                    let chunks = match digests_unchanged {
+                        true => None,
+                        false => Some(crate::incremental::digest::encode(&digests)?),
+                    };
+                    store.keep_incremental_state(&shard_key, &state, chunks.as_deref(), Utc::now()).await?;
                     pass_report.kept_state = true;
                 }
                 let (outcome, message) = match (stopped, failed) {

@@ -43,6 +43,8 @@ pub(super) struct Evaluated {
     pub(super) candidates: Option<u64>,
     /// Every member's digest, when the run keeps incremental state.
     pub(super) digests: Option<DataFrame>,
+    /// No member's digest changed since the state was kept: the stored ones stay.
+    pub(super) digests_unchanged: bool,
 }
 
 /// Loads what the badges need, evaluates them, and inserts new awards (only counts them,
@@ -74,6 +76,7 @@ pub(super) async fn evaluate_and_store(
     let (rss_mib, peak_rss_mib) = crate::telemetry::memory_mib();
     tracing::info!(elapsed_ms = clock.elapsed().as_millis() as u64, rss_mib, peak_rss_mib, "loaded sources");
     let evaluated_members = candidates.as_ref().map(|c| c.members.len() as u64);
+    let digests_unchanged = candidates.as_ref().is_some_and(|c| c.changed == 0);
     let (members, mut digests) = match candidates {
         Some(c) => (Some(c.members), Some(c.digests)),
         None => (None, None),
@@ -174,6 +177,7 @@ pub(super) async fn evaluate_and_store(
         stopped: inserted.stopped,
         candidates: evaluated_members,
         digests,
+        digests_unchanged,
     })
 }
 
@@ -215,11 +219,6 @@ async fn load_changed(
     let event_kinds: Vec<_> = wanted.kinds.iter().copied().filter(|k| k.is_event()).collect();
     let per_member_wanted =
         sources::Wanted { kinds: per_member_kinds.into_iter().collect(), user_columns: wanted.user_columns.clone() };
-    let (per_member, stored) = tokio::join!(
-        sources::load_snapshot_shard(db, queries, &per_member_wanted, target.shard, tz),
-        target.store.member_digest_chunks(&shard_key)
-    );
-    let stored = crate::incremental::digest::decode(&stored?)?;
     let scope = crate::incremental::Scope {
         db,
         plan: target.plan,
@@ -229,8 +228,15 @@ async fn load_changed(
     };
     let owned: Vec<Badge> = badges.iter().map(|b| (*b).clone()).collect();
     let clock = std::time::Instant::now();
+    // The candidates' event queries run while the per-member sources load.
+    let (per_member, stored, with_rows) = tokio::join!(
+        sources::load_snapshot_shard(db, queries, &per_member_wanted, target.shard, tz),
+        target.store.member_digest_chunks(&shard_key),
+        crate::incremental::members_with_event_rows(&scope, &owned, &event_kinds)
+    );
+    let stored = crate::incremental::digest::decode(&stored?)?;
     let (candidates, mut snapshot) =
-        crate::incremental::candidates(&scope, &owned, per_member, stored, &event_kinds).await?;
+        crate::incremental::candidates(&scope, &owned, per_member, stored, with_rows?).await?;
     tracing::info!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         members = candidates.members.len(),

@@ -70,13 +70,13 @@ impl Store {
         Ok(chunks)
     }
 
-    /// Replaces the shard's state and digests in one transaction: a run killed before it
-    /// commits leaves the previous state whole.
+    /// Replaces the shard's state and digests (`None`: the stored digests stay, unchanged) in
+    /// one transaction: a run killed before it commits leaves the previous state whole.
     pub async fn keep_incremental_state(
         &self,
         shard: &str,
         state: &IncrementalState,
-        chunks: &[Vec<u8>],
+        chunks: Option<&[Vec<u8>]>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let delete_digests = self.sql("DELETE FROM accolade_incremental_digests WHERE shard = ?");
@@ -91,8 +91,10 @@ impl Store {
         );
         with_pool!(self.db(), pool => {
             let mut tx = pool.begin().await.context("starting to keep the incremental state")?;
-            sqlx::query(delete_digests).bind(shard).execute(&mut *tx).await.context("replacing member digests")?;
-            for (index, chunk) in chunks.iter().enumerate() {
+            if chunks.is_some() {
+                sqlx::query(delete_digests).bind(shard).execute(&mut *tx).await.context("replacing member digests")?;
+            }
+            for (index, chunk) in chunks.unwrap_or_default().iter().enumerate() {
                 sqlx::query(AssertSqlSafe(insert_digest.clone()))
                     .bind(shard)
                     .bind(index as i32)
