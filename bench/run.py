@@ -178,8 +178,9 @@ def later(as_of, minutes):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
-def append_activity(url, members, k, since, until, seed):
-    """30 rows for each of K members (a random sample, repeatable) dated in (since, until]."""
+def append_activity(url, members, k, since, seed):
+    """30 rows for each of K members (a random sample, repeatable) dated in the 200 seconds after
+    `since`."""
     sql = f"""
     CREATE TEMP TABLE picked AS
       SELECT DISTINCT 1 + ((i::bigint * 2654435761 + {seed}) % {members}) AS id
@@ -216,7 +217,7 @@ def bench_incremental(args, url, config, as_of, members):
     at = as_of
     for n, k in enumerate(int(v) for v in args.incremental_k.split(",") if v):
         nxt = later(at, 5)
-        picked = append_activity(url, members, k, at, nxt, 7 + n)
+        picked = append_activity(url, members, k, at, 7 + n)
         psql(url, "-c", "ANALYZE")
         _, _, before = accolade_run(args.accolade, config, nxt, "--dry-run")
         would = int(re.search(r"(\d+) new awards", before).group(1))
@@ -237,39 +238,11 @@ def bench_incremental(args, url, config, as_of, members):
 
 
 def chart(results, path):
-    """A dependency-free SVG line chart: seconds against members for (a), (b) and (c)."""
-    width, height, pad = 640, 400, 60
-    xs = [r["members"] for r in results]
+    """Seconds against members for (a), (b), (c) and (d)."""
     series = [("SQL per badge (a)", "baseline_s", "#d62728"), ("COPY floor (b)", "copy_floor_s", "#7f7f7f"),
               ("accolade first run (c)", "first_run_s", "#1f77b4"), ("accolade second run (d)", "second_run_s", "#2ca02c")]
-    ymax = max(max(r[key] for r in results) for _, key, _ in series) * 1.1 or 1
-    xmax = max(xs) * 1.05
-
-    def px(x, y):
-        return pad + x / xmax * (width - 2 * pad), height - pad - y / ymax * (height - 2 * pad)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="black"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="black"/>',
-             f'<text x="{width / 2}" y="{height - 15}" text-anchor="middle">members</text>',
-             f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">seconds</text>']
-    for i in range(5):
-        y = ymax * i / 4
-        _, py = px(0, y)
-        parts.append(f'<text x="{pad - 5}" y="{py + 4}" text-anchor="end">{y:.0f}</text>')
-    for x in xs:
-        qx, _ = px(x, 0)
-        parts.append(f'<text x="{qx}" y="{height - pad + 16}" text-anchor="middle">{x:,}</text>')
-    for n, (label, key, colour) in enumerate(series):
-        points = " ".join(f"{px(r['members'], r[key])[0]:.1f},{px(r['members'], r[key])[1]:.1f}" for r in results)
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{points}"/>')
-        for r in results:
-            cx, cy = px(r["members"], r[key])
-            parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3" fill="{colour}"/>')
-        parts.append(f'<text x="{pad + 10}" y="{pad + 15 * n}" fill="{colour}">{label}</text>')
-    parts.append("</svg>")
-    path.write_text("\n".join(parts) + "\n")
+    line_chart([(label, colour, [(r["members"], r[key]) for r in results]) for label, key, colour in series],
+               "members", path)
 
 
 def table(results):

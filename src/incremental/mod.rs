@@ -14,7 +14,7 @@ pub mod digest;
 
 use crate::config::plan::{Badge, Plan};
 use crate::db::Db;
-use crate::evaluate::{Context, Evaluation, FeatureSet};
+use crate::evaluate::{Context, FeatureSet, Sliding};
 use crate::instant;
 use crate::sources::{self, Between, Shard, Snapshot, SourceKind};
 use crate::store::{IncrementalState, Store};
@@ -192,13 +192,12 @@ pub fn per_member_kinds(kinds: &BTreeSet<SourceKind>) -> Vec<SourceKind> {
 /// sources load. Returns the members and how many the first kind of range found.
 pub async fn members_with_event_rows(
     scope: &Scope<'_>,
-    badges: &[Badge],
+    sliding: &Sliding,
     event_kinds: &[SourceKind],
 ) -> Result<(BTreeSet<i64>, usize)> {
     let tz = scope.plan.timezone;
     let (at_since, at_now) =
         (Context { as_of: scope.since, timezone: tz }, Context { as_of: scope.as_of, timezone: tz });
-    let sliding = Evaluation::sliding(at_now, badges.iter());
     let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
     let late = scope.plan.late_rows.num_microseconds().unwrap_or(0);
     // A row dated after this run's instant counts only once a run's instant passes it, and
@@ -231,14 +230,13 @@ pub async fn members_with_event_rows(
 /// whose account age or an enrolment is reached between the two instants.
 pub async fn candidates(
     scope: &Scope<'_>,
-    badges: &[Badge],
+    sliding: &Sliding,
     per_member: Snapshot,
     stored: DataFrame,
     with_rows: (BTreeSet<i64>, usize),
 ) -> Result<(Candidates, Snapshot)> {
     let tz = scope.plan.timezone;
     let at_now = Context { as_of: scope.as_of, timezone: tz };
-    let sliding = Evaluation::sliding(at_now, badges.iter());
     let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
     let (with_rows, found_new) = with_rows;
     let kinds = per_member_kinds(&per_member.frames.keys().copied().collect());

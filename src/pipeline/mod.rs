@@ -227,7 +227,18 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
     };
     let kinds = award_kinds(plan, &reports);
     let stop = options.stop.as_deref();
-    let target = Target { plan, db, store, as_of, replay, run_id, shard: options.shard, kinds: &kinds, stop };
+    let target = Target {
+        plan,
+        db,
+        store,
+        as_of,
+        replay,
+        run_id,
+        shard: options.shard,
+        shard_key: &shard_key,
+        kinds: &kinds,
+        stop,
+    };
     let mut pass_report = PassReport {
         incremental: matches!(pass, Pass::Incremental { .. }),
         full_because: match &pass {

@@ -25,6 +25,8 @@ pub(super) struct Target<'a> {
     pub(super) replay: bool,
     pub(super) run_id: Option<i64>,
     pub(super) shard: Option<Shard>,
+    /// How the shard is recorded (`0/1` when unsharded).
+    pub(super) shard_key: &'a str,
     pub(super) kinds: &'a HashMap<String, AwardKind>,
     pub(super) stop: Option<&'a AtomicBool>,
 }
@@ -213,7 +215,6 @@ async fn load_changed(
     ids: &[String],
     state: &IncrementalState,
 ) -> Result<(Snapshot, DataFrame, crate::incremental::Candidates)> {
-    let shard_key = target.shard.map_or_else(|| "0/1".to_string(), |s| s.to_string());
     let (db, queries, tz) = (target.db, &target.plan.sources, target.plan.timezone);
     let per_member_kinds = crate::incremental::per_member_kinds(&wanted.kinds);
     let event_kinds: Vec<_> = wanted.kinds.iter().copied().filter(|k| k.is_event()).collect();
@@ -226,17 +227,19 @@ async fn load_changed(
         since: state.as_of,
         as_of: target.as_of,
     };
-    let owned: Vec<Badge> = badges.iter().map(|b| (*b).clone()).collect();
+    // What makes the criteria change with time alone: compiled once, read by both searches.
+    let at_now = crate::evaluate::Context { as_of: target.as_of, timezone: tz };
+    let sliding = Evaluation::sliding(at_now, badges.iter().copied());
     let clock = std::time::Instant::now();
     // The candidates' event queries run while the per-member sources load.
     let (per_member, stored, with_rows) = tokio::join!(
         sources::load_snapshot_shard(db, queries, &per_member_wanted, target.shard, tz),
-        target.store.member_digest_chunks(&shard_key),
-        crate::incremental::members_with_event_rows(&scope, &owned, &event_kinds)
+        target.store.member_digest_chunks(target.shard_key),
+        crate::incremental::members_with_event_rows(&scope, &sliding, &event_kinds)
     );
     let stored = crate::incremental::digest::decode(&stored?)?;
     let (candidates, mut snapshot) =
-        crate::incremental::candidates(&scope, &owned, per_member, stored, with_rows?).await?;
+        crate::incremental::candidates(&scope, &sliding, per_member, stored, with_rows?).await?;
     tracing::info!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         members = candidates.members.len(),

@@ -100,14 +100,18 @@ fn plan(host: &TestHost, step: usize) -> Plan {
     host.plan(&text)
 }
 
-async fn pass(host: &TestHost, awards: &TestHost, plan: &Plan, as_of: DateTime<Utc>, incremental: bool) -> RunReport {
+/// A run over `host`'s data that keeps its awards in `awards`' database.
+async fn run_on(host: &TestHost, awards: &TestHost, plan: &Plan, options: &RunOptions) -> RunReport {
     let db = Db::connect(host.url()).await.expect("connecting to the host");
     let store = Store::new(Db::connect(awards.url()).await.expect("connecting to the awards database"));
-    let options = RunOptions { as_of: Some(as_of), incremental, ..RunOptions::default() };
-    let report = execute_with(plan, &db, &store, &options).await;
+    let report = execute_with(plan, &db, &store, options).await;
     db.close().await;
     store.db().close().await;
     report.unwrap_or_else(|e| panic!("the run should succeed: {e:#}"))
+}
+
+async fn pass(host: &TestHost, awards: &TestHost, plan: &Plan, as_of: DateTime<Utc>, incremental: bool) -> RunReport {
+    run_on(host, awards, plan, &RunOptions { as_of: Some(as_of), incremental, ..RunOptions::default() }).await
 }
 
 /// Everything a run leaves that members and hosts see: every award row (with its time,
@@ -274,11 +278,9 @@ async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step
         if step == 9 {
             // A run stopped after its first transaction (as SIGTERM stops one) keeps no state:
             // the next pass is full, and catches up.
-            let db = Db::connect(host.url()).await.expect("connecting to the host");
-            let store = Store::new(Db::connect(incremental.url()).await.expect("connecting"));
             let stop = Some(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true)));
             let options = RunOptions { as_of: Some(now), incremental: true, stop, ..RunOptions::default() };
-            let stopped = execute_with(&plan, &db, &store, &options).await.expect("a stopped run");
+            let stopped = run_on(&host, &incremental, &plan, &options).await;
             assert!(!stopped.pass.kept_state, "a stopped run keeps no state");
         }
         let a = pass(&host, &incremental, &plan, now, true).await;
@@ -350,10 +352,8 @@ async fn a_pass_is_full_and_says_why_whenever_the_stored_state_cannot_be_trusted
     assert_eq!(full_because(&pass(&host, &host, &changed, day(4), true).await), None);
 
     // A run that did not keep state since (a plain run of one badge), then a killed run.
-    let db = Db::connect(host.url()).await.expect("connecting");
-    let store = Store::new(db.clone());
     let only = RunOptions { as_of: Some(day(5)), only: vec!["veteran".to_string()], ..RunOptions::default() };
-    let limited = execute_with(&changed, &db, &store, &only).await.expect("a limited run");
+    let limited = run_on(&host, &host, &changed, &only).await;
     let report = pass(&host, &host, &changed, day(6), true).await;
     let reason = full_because(&report).unwrap_or_default();
     assert!(reason.contains(&format!("run {}", limited.run_id.unwrap_or(0))), "{reason}");
@@ -370,7 +370,7 @@ async fn a_pass_is_full_and_says_why_whenever_the_stored_state_cannot_be_trusted
     let earlier = pass(&host, &host, &changed, day(7) - Duration::hours(1), true).await;
     assert!(full_because(&earlier).is_some_and(|r| r.contains("earlier than the last run")));
     let options = RunOptions { as_of: Some(day(8)), incremental: true, full: true, ..RunOptions::default() };
-    let forced = execute_with(&changed, &db, &store, &options).await.expect("a full run");
+    let forced = run_on(&host, &host, &changed, &options).await;
     assert_eq!(full_because(&forced).as_deref(), Some("--full"));
     assert!(forced.pass.kept_state, "--full keeps the state");
     let elsewhere = host.plan(
@@ -381,7 +381,6 @@ async fn a_pass_is_full_and_says_why_whenever_the_stored_state_cannot_be_trusted
     );
     let reason = full_because(&pass(&host, &host, &elsewhere, day(9), true).await).unwrap_or_default();
     assert_eq!(reason, "the timezone changed (America/New_York to Europe/Paris)");
-    db.close().await;
 }
 
 #[rstest::rstest]
@@ -403,11 +402,9 @@ async fn incremental_shards_together_award_what_an_unsharded_incremental_run_awa
         }
         let plan = plan(&host, 0);
         for index in 0..3 {
-            let db = Db::connect(host.url()).await.expect("connecting to the host");
-            let store = Store::new(Db::connect(sharded.url()).await.expect("connecting"));
             let shard = Some(accolade::sources::Shard { index, count: 3 });
             let options = RunOptions { as_of: Some(now), incremental: true, shard, ..RunOptions::default() };
-            let report = execute_with(&plan, &db, &store, &options).await.expect("a shard's run");
+            let report = run_on(&host, &sharded, &plan, &options).await;
             assert_eq!(report.pass.incremental, step > 0, "shard {index} keeps its own state");
         }
         pass(&host, &whole, &plan, now, true).await;
