@@ -1,9 +1,12 @@
 //! accolade: a scheduled batch evaluator that awards badges to the members of a community or
 //! learning platform.
 //!
-//! Data flows one way: [`config`] → [`config::plan`] → [`sources`] (snapshots of the host
-//! database as Polars frames) → [`evaluate`] (per-member features and per-badge predicates) →
-//! [`store`] (only new awards, exactly once); [`pipeline`] runs one pass through them, and
+//! Data flows one way, and each module imports only those before it: [`config`] →
+//! [`config::plan`] → [`sources`] (snapshots of the host database as Polars frames) →
+//! [`features`] (per-member numbers and flags) → [`predicates`] (rules and formulas compiled
+//! into checks over the features) → [`evaluate`] (each badge's predicate over the feature
+//! frame) → [`store`] (only new awards, exactly once); the plan holds the parsed criteria, so
+//! it reads [`predicates`] too. [`pipeline`] runs one pass through them, and
 //! [`incremental`] decides which members a pass needs. [`openbadges`] and [`report`] present
 //! the awards to the world and to administrators; [`commands`] parse options and print.
 
@@ -13,14 +16,14 @@ pub mod cron;
 pub mod db;
 pub mod errors;
 pub mod evaluate;
-pub mod formula;
+pub mod features;
 pub mod incremental;
 pub mod instant;
 pub mod metrics;
 pub mod openbadges;
 pub mod pipeline;
+pub mod predicates;
 pub mod report;
-pub mod rules;
 pub mod sources;
 pub mod store;
 pub mod telemetry;

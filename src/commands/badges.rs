@@ -5,7 +5,8 @@
 
 use super::{Outcome, connect, disconnect, load_plan, print_table};
 use crate::config::plan::{Badge, Criterion, OnBackfill};
-use crate::evaluate::{Context, Evaluation};
+use crate::evaluate::Evaluation;
+use crate::features::Context;
 use crate::sources;
 use crate::store::StoredBadge;
 use anyhow::{Result, anyhow, bail};

@@ -9,8 +9,8 @@
 use super::Outcome;
 use crate::config::{self, plan};
 use crate::db::Db;
-use crate::formula::Clause;
-use crate::rules::Rule;
+use crate::predicates::formula::Clause;
+use crate::predicates::rules::Rule;
 use crate::sources::{self, SourceKind};
 use crate::store::{self, Store};
 use anyhow::{Context, Result};
@@ -251,9 +251,9 @@ fn references(plan: &plan::Plan) -> Vec<Reference> {
                             add("setting key", key.value.clone(), SourceKind::Settings, "key")
                         }
                         Clause::Aggregate { source, filters, .. } | Clause::EventDate { source, filters, .. } => {
-                            let kind = crate::formula::compile::event_source(&source.value);
+                            let kind = crate::predicates::formula::compile::event_source(&source.value);
                             for filter in filters {
-                                if let crate::formula::Filter::Kind(kinds) = filter {
+                                if let crate::predicates::formula::Filter::Kind(kinds) = filter {
                                     for k in kinds {
                                         add("kind", k.clone(), kind, "kind");
                                     }
@@ -296,18 +296,20 @@ fn metric_names(plan: &plan::Plan, metrics: Option<&DataFrame>) -> Report {
             plan::Criterion::Formula { tree, .. } => Some((b.id.as_str(), tree)),
             _ => None,
         })
-        .flat_map(|(id, tree)| crate::formula::compile::host_metrics(tree).into_iter().map(move |m| (id, m)))
+        .flat_map(|(id, tree)| {
+            crate::predicates::formula::compile::host_metrics(tree).into_iter().map(move |m| (id, m))
+        })
         .collect();
     let Some(metrics) = metrics else { return Report::default() };
     let known: BTreeSet<String> = column_values(metrics, "name").into_iter().map(str::to_string).collect();
     let mut report = Report::default();
     for name in &known {
         let head = name.split_once('.').map_or(name.as_str(), |(head, _)| head);
-        if crate::formula::compile::BUILTIN_METRICS.contains(&head) {
+        if crate::predicates::formula::compile::BUILTIN_METRICS.contains(&head) {
             report.problems.push(format!(
                 "source 'metrics' has rows named '{name}', the name of a built-in metric: metric.{name} counts \
                  the {} source, so these rows are never read; rename them in the query (e.g. 'host_{}')",
-                crate::formula::compile::metric_source(head),
+                crate::predicates::formula::compile::metric_source(head),
                 name.replace('.', "_")
             ));
         }

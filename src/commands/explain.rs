@@ -8,7 +8,8 @@
 
 use super::{Outcome, connect, load_plan};
 use crate::config::plan::{Badge, Criterion, Plan};
-use crate::evaluate::{BadgeExplanation, CheckOutcome, Context, Evaluation, NodeOutcome};
+use crate::evaluate::{BadgeExplanation, CheckOutcome, Evaluation, NodeOutcome};
+use crate::features::Context;
 use crate::instant;
 use crate::sources::{self, SourceKind};
 use crate::store::StoredAward;

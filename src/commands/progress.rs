@@ -8,8 +8,9 @@
 
 use super::{Outcome, connect, disconnect, load_plan, print_table};
 use crate::config::plan::{Badge, Plan};
+use crate::evaluate::on_evaluation_thread;
 use crate::evaluate::progress::{self, Measure};
-use crate::evaluate::{Context, on_evaluation_thread};
+use crate::features::Context;
 use crate::instant;
 use crate::sources::{self, SourceKind};
 use anyhow::{Result, anyhow, bail};

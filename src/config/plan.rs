@@ -7,9 +7,10 @@
 //! re-validates a [`Plan`].
 
 use super::RawConfig;
-use crate::formula::{self, Formula};
+pub use crate::features::Repeat;
 use crate::instant;
-use crate::rules::Rule;
+use crate::predicates::formula::{self, Formula};
+use crate::predicates::rules::Rule;
 use crate::sources::{ColumnSpec, SourceKind, SourceQueries, Wanted};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -130,61 +131,6 @@ pub struct Badge {
     pub revoke_when_unmet: bool,
     /// The badge is one level of a badge with `levels`.
     pub level: Option<Level>,
-}
-
-/// How often a badge may be earned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Repeat {
-    /// Once per ISO week (from Monday 00:00 local): grant `2026-W23`.
-    Week,
-    /// Once per calendar month: grant `2026-06`.
-    Month,
-    /// Once per calendar year: grant `2026`.
-    Year,
-    /// Once per distinct `item` of the criterion's event source: the grant is the item.
-    Item,
-}
-
-impl Repeat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Repeat::Week => "week",
-            Repeat::Month => "month",
-            Repeat::Year => "year",
-            Repeat::Item => "item",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Repeat> {
-        [Repeat::Week, Repeat::Month, Repeat::Year, Repeat::Item].into_iter().find(|r| r.as_str() == text)
-    }
-
-    /// Whether `grant` names a grant of this kind: `2026-W23` (weeks 01 to 53), `2026-06`,
-    /// `2026`, or any item id that is not empty.
-    pub fn check_grant(self, grant: &str) -> Result<(), String> {
-        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
-        let ok = match self {
-            Repeat::Week => grant.split_once("-W").is_some_and(|(y, w)| {
-                digits(y, 4) && digits(w, 2) && (1..=53).contains(&w.parse::<u32>().unwrap_or(0))
-            }),
-            Repeat::Month => grant.split_once('-').is_some_and(|(y, m)| {
-                digits(y, 4) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0))
-            }),
-            Repeat::Year => digits(grant, 4),
-            Repeat::Item => !grant.trim().is_empty() && grant.len() <= 191,
-        };
-        let example = match self {
-            Repeat::Week => "an ISO week such as 2026-W23",
-            Repeat::Month => "a month such as 2026-06",
-            Repeat::Year => "a year such as 2026",
-            Repeat::Item => "an item id (1 to 191 bytes)",
-        };
-        if ok {
-            Ok(())
-        } else {
-            Err(format!("'{grant}' is not a grant of a badge repeating per {}: expected {example}", self.as_str()))
-        }
-    }
 }
 
 impl Badge {

@@ -5,9 +5,11 @@
 //! run), and every value shown beside a check, rendered for people in plain words (dates in
 //! the evaluation timezone, "no connections yet", "never").
 
-use super::{Bucket, CheckTree, Evaluation, ShowAs};
-use crate::config::plan::Repeat;
+use super::Evaluation;
+use crate::features::Repeat;
+use crate::features::{Bucket, grant_text, monday_of_week_number};
 use crate::instant::{self, date_from_days};
+use crate::predicates::{CheckTree, ShowAs};
 use anyhow::{Result, anyhow};
 use chrono::{Datelike, NaiveDate, NaiveDateTime};
 use polars::prelude::*;
@@ -181,7 +183,7 @@ impl Evaluation {
                 .iter()
                 .map(|g| match (part.grant, g) {
                     (Some(repeat), Some(key)) if repeat != Repeat::Item => {
-                        key.parse::<i64>().map_or_else(|_| key.to_string(), |k| super::grant_text(repeat, k))
+                        key.parse::<i64>().map_or_else(|_| key.to_string(), |k| grant_text(repeat, k))
                     }
                     (_, g) => g.unwrap_or_default().to_string(),
                 })
@@ -306,9 +308,9 @@ fn period_label(bucket: Bucket, key: i64) -> String {
 fn streak_label(bucket: Bucket, length: i64, first: i64) -> String {
     let day = |d: i64| date_from_days(d).map_or_else(|| format!("day {d}"), |date| date.to_string());
     match (bucket, length) {
-        (Bucket::Week, 1) => format!("1 week (week of {})", day(super::monday_of_week_number(first))),
+        (Bucket::Week, 1) => format!("1 week (week of {})", day(monday_of_week_number(first))),
         (Bucket::Week, n) => {
-            let monday = super::monday_of_week_number(first);
+            let monday = monday_of_week_number(first);
             format!("{n} weeks (weeks of {} to {})", day(monday), day(monday + 7 * (n - 1)))
         }
         (_, 1) => format!("1 day ({})", day(first)),
@@ -349,7 +351,7 @@ fn millionths(value: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::{calendar_age, period_label, streak_label};
-    use crate::evaluate::Bucket;
+    use crate::features::Bucket;
     use chrono::NaiveDateTime;
 
     fn at(text: &str) -> NaiveDateTime {

@@ -1,222 +1,21 @@
 //! Bulk evaluation: every badge's criterion for every member, as Polars expressions.
 //!
 //! Owns the path from a loaded [`Snapshot`] to candidate awards: badges compile their
-//! criteria into [`Check`]s over a shared [`FeatureSet`], the feature frame is computed once,
+//! criteria into [`crate::predicates::Check`]s over a shared [`FeatureSet`], the feature frame is computed once,
 //! and each badge's predicate filters it. No per-member loop: one frame, one filter per badge.
 
 mod explain;
-mod features;
 pub mod progress;
 
 pub use explain::{BadgeOutcome as BadgeExplanation, CheckOutcome, NodeOutcome};
-pub use features::{
-    Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, Sliding, grant_text, ids_of, monday_of_week_number,
-};
 
 use crate::config::plan::{Badge, Criterion, Repeat};
+use crate::features::{Context, FeatureSet, Sliding, grant_text};
 use crate::instant;
+use crate::predicates::CheckTree;
 use crate::sources::Snapshot;
 use anyhow::{Result, anyhow};
-use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The instant and zone an evaluation is made for.
-#[derive(Debug, Clone, Copy)]
-pub struct Context {
-    pub as_of: DateTime<Utc>,
-    pub timezone: Tz,
-}
-
-impl Context {
-    pub fn as_of_micros(&self) -> i64 {
-        instant::to_micros(self.as_of)
-    }
-
-    pub fn polars_timezone(&self) -> TimeZone {
-        TimeZone::from_chrono(&self.timezone)
-    }
-}
-
-/// A calendar period of the `social_connections` rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Period {
-    Week,
-    Month,
-}
-
-impl fmt::Display for Period {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Period::Week => "week",
-            Period::Month => "month",
-        })
-    }
-}
-
-/// How far a member got in a training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TrainingState {
-    Enrolled,
-    Completed,
-    Passed,
-}
-
-impl fmt::Display for TrainingState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrainingState::Enrolled => "enrolled in",
-            TrainingState::Completed => "completed",
-            TrainingState::Passed => "passed",
-        })
-    }
-}
-
-/// One condition of a criterion: what it says, whether a member meets it, and the member's
-/// values that explain why.
-#[derive(Debug, Clone)]
-pub struct Check {
-    /// The condition in words, completing "members who ...".
-    pub label: String,
-    pub pass: Expr,
-    pub shown: Vec<Shown>,
-}
-
-/// A member value shown next to a check, computed from one or more expressions, and how to
-/// print it for people.
-#[derive(Debug, Clone)]
-pub struct Shown {
-    pub name: String,
-    pub exprs: Vec<Expr>,
-    pub format: ShowAs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ShowAs {
-    /// A count; a member without any has 0.
-    Count,
-    /// yes or no.
-    Flag,
-    /// A setting's text, or "not set".
-    Setting,
-    /// µs since the epoch (UTC), shown in the evaluation timezone, or `if_none`.
-    Instant { if_none: &'static str },
-    /// A number kept in whole millionths (host metric sums).
-    Millionths,
-    /// Two expressions: the most rows in one period and that period's key (a day key is local
-    /// days since 1970-01-01, a week key the local days of its Monday, a month key `year * 12 +
-    /// month - 1`). `noun` names a row, singular and plural ("connection", "connections").
-    BestPeriod { bucket: Bucket, noun: (&'static str, &'static str) },
-    /// Two expressions: a run's length in days or weeks and its first day (local days since
-    /// 1970-01-01) or week (see [`monday_of_week_number`]).
-    Streak(Bucket),
-    /// Two instants (µs): the first and last instant an aggregate's rows may have.
-    Window,
-    /// The member's creation instant (µs), shown as the calendar time since then.
-    MemberFor,
-}
-
-impl Shown {
-    fn new(name: impl Into<String>, exprs: Vec<Expr>, format: ShowAs) -> Self {
-        Shown { name: name.into(), exprs, format }
-    }
-    pub fn count(name: impl Into<String>, expr: Expr) -> Self {
-        Shown::new(name, vec![expr], ShowAs::Count)
-    }
-    pub fn millionths(name: impl Into<String>, expr: Expr) -> Self {
-        Shown::new(name, vec![expr], ShowAs::Millionths)
-    }
-    pub fn flag(name: impl Into<String>, expr: Expr) -> Self {
-        Shown::new(name, vec![expr], ShowAs::Flag)
-    }
-    pub fn setting(name: impl Into<String>, expr: Expr) -> Self {
-        Shown::new(name, vec![expr], ShowAs::Setting)
-    }
-    /// An instant; `if_none` says what a member without one has ("never").
-    pub fn instant(name: impl Into<String>, expr: Expr, if_none: &'static str) -> Self {
-        Shown::new(name, vec![expr], ShowAs::Instant { if_none })
-    }
-    /// "best week: 7 connections (week of 2026-03-02)".
-    pub fn best_period(bucket: Bucket, source: crate::sources::SourceKind, count: Expr, key: Expr) -> Self {
-        let unit = match bucket {
-            Bucket::Day => "day",
-            Bucket::Week => "week",
-            Bucket::Month => "month",
-        };
-        let noun = match source {
-            crate::sources::SourceKind::Connections => ("connection", "connections"),
-            crate::sources::SourceKind::Posts => ("post", "posts"),
-            crate::sources::SourceKind::Logins => ("sign-in", "sign-ins"),
-            _ => ("entry", "entries"),
-        };
-        Shown::new(format!("best {unit}"), vec![count, key], ShowAs::BestPeriod { bucket, noun })
-    }
-    /// "longest streak: 5 days (2026-03-02 to 2026-03-06)".
-    pub fn streak(name: impl Into<String>, bucket: Bucket, length: Expr, first: Expr) -> Self {
-        Shown::new(name, vec![length, first], ShowAs::Streak(bucket))
-    }
-    /// "counted: 2026-05-16 00:00:00 EDT to 2026-06-15 12:00:00 EDT".
-    pub fn window(from: Expr, to: Expr) -> Self {
-        Shown::new("counted", vec![from, to], ShowAs::Window)
-    }
-    /// "member for: 1 year 2 months (since ...)".
-    pub fn member_for() -> Self {
-        Shown::new("member for", vec![col("created_at")], ShowAs::MemberFor)
-    }
-}
-
-/// How a criterion's checks combine. Every group carries the expression that says whether it
-/// holds, built from its children's expressions exactly as the criterion's `pass` is, so
-/// explain shows each node's outcome as a run computes it.
-#[derive(Debug, Clone)]
-pub enum CheckTree {
-    /// Every child holds (a chain of ANDs).
-    All {
-        pass: Expr,
-        children: Vec<CheckTree>,
-    },
-    /// At least one child holds (a chain of ORs).
-    Any {
-        pass: Expr,
-        children: Vec<CheckTree>,
-    },
-    /// The child does not hold.
-    Not {
-        pass: Expr,
-        child: Box<CheckTree>,
-    },
-    Check(Check),
-}
-
-impl CheckTree {
-    /// Whether this node holds: the predicate of the whole tree at its root.
-    pub fn pass(&self) -> &Expr {
-        match self {
-            CheckTree::All { pass, .. } | CheckTree::Any { pass, .. } | CheckTree::Not { pass, .. } => pass,
-            CheckTree::Check(check) => &check.pass,
-        }
-    }
-
-    /// The checks, left to right.
-    pub fn checks(&self) -> Vec<&Check> {
-        // A work stack: a formula may nest 256 levels deep.
-        let mut out = Vec::new();
-        let mut stack = vec![self];
-        while let Some(node) = stack.pop() {
-            match node {
-                CheckTree::All { children, .. } | CheckTree::Any { children, .. } => {
-                    stack.extend(children.iter().rev())
-                }
-                CheckTree::Not { child, .. } => stack.push(child),
-                CheckTree::Check(check) => out.push(check),
-            }
-        }
-        out
-    }
-}
 
 /// A badge's criterion compiled against the feature set.
 #[derive(Debug, Clone)]
@@ -233,7 +32,7 @@ pub fn compile(badge: &Badge, features: &mut FeatureSet) -> Option<Compiled> {
         Criterion::Rule(rule) => CheckTree::Check(rule.compile(since, features)),
         Criterion::Formula { tree, .. } => {
             let timezone = features.context().timezone;
-            crate::formula::compile::compile(tree, &timezone, since, features)
+            crate::predicates::formula::compile::compile(tree, &timezone, since, features)
         }
         Criterion::Manual => return None,
     };
@@ -252,7 +51,7 @@ pub fn split_ready<'a>(badges: &[&'a Badge], snapshot: &Snapshot) -> (Vec<&'a Ba
             continue;
         }
         let mut needed = match &badge.criterion {
-            Criterion::Formula { tree, .. } => crate::formula::compile::optional_columns(tree),
+            Criterion::Formula { tree, .. } => crate::predicates::formula::compile::optional_columns(tree),
             _ => Default::default(),
         };
         // A badge repeating per item reads the item of each of its event sources.

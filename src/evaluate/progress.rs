@@ -5,10 +5,12 @@
 //! Owns which criteria have a measure and the frame of every member's measures: the same
 //! feature frame as a run, with one value and one threshold column per badge.
 
-use super::{Context, FeatureSet, METRIC_SCALE, ShowAs, compile};
+use super::compile;
 use crate::config::plan::{Badge, Criterion};
-use crate::formula::Formula;
-use crate::rules::Rule;
+use crate::features::{Context, FeatureSet, METRIC_SCALE};
+use crate::predicates::ShowAs;
+use crate::predicates::formula::Formula;
+use crate::predicates::rules::Rule;
 use crate::sources::Snapshot;
 use anyhow::{Result, anyhow};
 use polars::prelude::*;
@@ -33,13 +35,15 @@ pub fn measure(badge: &Badge, features: &mut FeatureSet) -> Option<Measure> {
     }
     let (threshold, strict) = match &badge.criterion {
         Criterion::Manual => return None,
-        Criterion::Formula { tree: Formula::Clause(clause), .. } if crate::formula::compile::is_measure(clause) => {
-            crate::formula::compile::threshold(clause)?
+        Criterion::Formula { tree: Formula::Clause(clause), .. }
+            if crate::predicates::formula::compile::is_measure(clause) =>
+        {
+            crate::predicates::formula::compile::threshold(clause)?
         }
         Criterion::Formula { .. } => return None,
         Criterion::Rule(Rule::AccountAge { min }) => {
             // Days a member has been one, against the days the span is from their creation.
-            let days = |instant: Expr| super::features::floor_div(instant - col("created_at"), DAY_MICROS);
+            let days = |instant: Expr| crate::features::floor_div(instant - col("created_at"), DAY_MICROS);
             let reached = features.eligible_from(*min);
             return Some(Measure {
                 value: days(features.as_of()).cast(DataType::Float64),

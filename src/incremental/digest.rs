@@ -137,7 +137,7 @@ pub fn changed(old: &DataFrame, new: &DataFrame) -> Result<Vec<i64>> {
     let found = concat([gone.select([col("user_id")]), came.select([col("user_id")])], UnionArgs::default())
         .and_then(|f| f.unique(None, UniqueKeepStrategy::Any).collect())
         .map_err(|e| anyhow!("comparing member digests: {e}"))?;
-    crate::evaluate::ids_of(&found)
+    crate::sources::ids_of(&found)
 }
 
 #[cfg(test)]

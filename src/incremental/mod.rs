@@ -14,7 +14,7 @@ pub mod digest;
 
 use crate::config::plan::{Badge, Plan};
 use crate::db::Db;
-use crate::evaluate::{Context, FeatureSet, Sliding};
+use crate::features::{Context, FeatureSet, Sliding};
 use crate::instant;
 use crate::sources::{self, Between, Shard, Snapshot, SourceKind};
 use crate::store::{IncrementalState, Store};
@@ -276,7 +276,7 @@ fn enrolled_between(snapshot: &Snapshot, from: i64, to: i64) -> Result<Vec<i64>>
         .select([col("user_id")])
         .collect()
         .map_err(|e| anyhow!("finding enrolments dated since the last run: {e}"))?;
-    crate::evaluate::ids_of(&found)
+    crate::sources::ids_of(&found)
 }
 
 /// `snapshot`'s frames restricted to `members` (sorted ids).

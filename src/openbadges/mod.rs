@@ -390,7 +390,7 @@ fn generated_image(name: &str) -> String {
     format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(generated_svg(name)))
 }
 
-/// The SVG of [`generated_image`]: what a badge without an image of its own is baked into.
+/// The SVG of `generated_image`: what a badge without an image of its own is baked into.
 pub fn generated_svg(name: &str) -> String {
     let initials: String =
         name.split_whitespace().filter_map(|w| w.chars().next()).take(3).collect::<String>().to_uppercase();

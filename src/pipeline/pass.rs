@@ -4,7 +4,8 @@
 
 use crate::config::plan::{Badge, Plan};
 use crate::db::Db;
-use crate::evaluate::{Context, Evaluation};
+use crate::evaluate::Evaluation;
+use crate::features::Context;
 use crate::incremental::Pass;
 use crate::instant;
 use crate::sources::{self, Shard, Snapshot};
@@ -228,7 +229,7 @@ async fn load_changed(
         as_of: target.as_of,
     };
     // What makes the criteria change with time alone: compiled once, read by both searches.
-    let at_now = crate::evaluate::Context { as_of: target.as_of, timezone: tz };
+    let at_now = Context { as_of: target.as_of, timezone: tz };
     let sliding = Evaluation::sliding(at_now, badges.iter().copied());
     let clock = std::time::Instant::now();
     // The candidates' event queries run while the per-member sources load.

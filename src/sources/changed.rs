@@ -78,7 +78,7 @@ pub async fn members_with_rows(
         .unique(None, UniqueKeepStrategy::Any)
         .collect()
         .map_err(|e| anyhow!("source '{kind}': finding the members with new rows: {e}"))?;
-    crate::evaluate::ids_of(&found)
+    crate::sources::ids_of(&found)
 }
 
 /// The database type of the query's `created_at` column, where the database reports one

@@ -376,3 +376,12 @@ impl fmt::Display for Shard {
         write!(f, "{}/{}", self.index, self.count)
     }
 }
+
+/// The `user_id` column of `frame` as ids (nulls left out).
+pub fn ids_of(frame: &DataFrame) -> anyhow::Result<Vec<i64>> {
+    let ids = frame
+        .column("user_id")
+        .and_then(|c| c.i64().cloned())
+        .map_err(|e| anyhow::anyhow!("reading member ids: {e}"))?;
+    Ok(ids.iter().flatten().collect())
+}

@@ -9,6 +9,7 @@ mod following;
 mod formulas;
 mod hardening;
 mod incremental;
+mod layout;
 mod lifecycle;
 mod openbadges;
 mod operations;

@@ -11,10 +11,9 @@
 //! `streak_days(logins)`, computed and shown as those are.
 
 use super::{AttributeValue, Clause, CmpOp, Filter, Formula, FormulaError, Spanned};
-use crate::evaluate::{
-    Agg, Aggregate, Bucket, Check, CheckTree, Feature, FeatureSet, METRIC_SCALE, Shown, TrainingState,
-};
+use crate::features::{Agg, Aggregate, Bucket, Feature, FeatureSet, METRIC_SCALE, TrainingState};
 use crate::instant::{self, CalendarSpan};
+use crate::predicates::{Check, CheckTree, Shown};
 use crate::sources::{ColumnSpec, ColumnType, SourceKind};
 use chrono_tz::Tz;
 use polars::prelude::*;

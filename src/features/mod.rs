@@ -5,14 +5,127 @@
 //! (posts, connections, sign-ins, `[sources.events]`) is one [`Aggregate`]: the rule types and
 //! the older formula clauses are aggregates too, so equal ones (same source, kinds, window) are
 //! computed once per run however many badges and clauses use them.
+//!
+//! It also owns the vocabulary features are computed in, which the predicates, the plan and
+//! evaluation share: the [`Context`] (instant and zone), calendar [`Period`]s, [`TrainingState`]s
+//! and the [`Repeat`] kinds whose grant keys features compute.
 
-use super::{Context, TrainingState};
-use crate::config::plan::Repeat;
 use crate::instant::CalendarSpan;
 use crate::sources::{Snapshot, SourceKind};
 use anyhow::{Result, anyhow};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use polars::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+/// The instant and zone an evaluation is made for.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    pub as_of: DateTime<Utc>,
+    pub timezone: Tz,
+}
+
+impl Context {
+    pub fn as_of_micros(&self) -> i64 {
+        crate::instant::to_micros(self.as_of)
+    }
+
+    pub fn polars_timezone(&self) -> TimeZone {
+        TimeZone::from_chrono(&self.timezone)
+    }
+}
+
+/// A calendar period of the `social_connections` rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    Week,
+    Month,
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Period::Week => "week",
+            Period::Month => "month",
+        })
+    }
+}
+
+/// How far a member got in a training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrainingState {
+    Enrolled,
+    Completed,
+    Passed,
+}
+
+impl fmt::Display for TrainingState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrainingState::Enrolled => "enrolled in",
+            TrainingState::Completed => "completed",
+            TrainingState::Passed => "passed",
+        })
+    }
+}
+
+/// How often a badge may be earned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Repeat {
+    /// Once per ISO week (from Monday 00:00 local): grant `2026-W23`.
+    Week,
+    /// Once per calendar month: grant `2026-06`.
+    Month,
+    /// Once per calendar year: grant `2026`.
+    Year,
+    /// Once per distinct `item` of the criterion's event source: the grant is the item.
+    Item,
+}
+
+impl Repeat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Repeat::Week => "week",
+            Repeat::Month => "month",
+            Repeat::Year => "year",
+            Repeat::Item => "item",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Repeat> {
+        [Repeat::Week, Repeat::Month, Repeat::Year, Repeat::Item].into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// Whether `grant` names a grant of this kind: `2026-W23` (weeks 01 to 53), `2026-06`,
+    /// `2026`, or any item id that is not empty.
+    pub fn check_grant(self, grant: &str) -> Result<(), String> {
+        let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+        let ok = match self {
+            Repeat::Week => grant.split_once("-W").is_some_and(|(y, w)| {
+                digits(y, 4) && digits(w, 2) && (1..=53).contains(&w.parse::<u32>().unwrap_or(0))
+            }),
+            Repeat::Month => grant.split_once('-').is_some_and(|(y, m)| {
+                digits(y, 4) && digits(m, 2) && (1..=12).contains(&m.parse::<u32>().unwrap_or(0))
+            }),
+            Repeat::Year => digits(grant, 4),
+            Repeat::Item => !grant.trim().is_empty() && grant.len() <= 191,
+        };
+        let example = match self {
+            Repeat::Week => "an ISO week such as 2026-W23",
+            Repeat::Month => "a month such as 2026-06",
+            Repeat::Year => "a year such as 2026",
+            Repeat::Item => "an item id (1 to 191 bytes)",
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("'{grant}' is not a grant of a badge repeating per {}: expected {example}", self.as_str()))
+        }
+    }
+}
 
 /// What an aggregate computes from a member's event rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -103,11 +216,11 @@ pub enum Bucket {
     Month,
 }
 
-impl From<super::Period> for Bucket {
-    fn from(period: super::Period) -> Self {
+impl From<Period> for Bucket {
+    fn from(period: Period) -> Self {
         match period {
-            super::Period::Week => Bucket::Week,
-            super::Period::Month => Bucket::Month,
+            Period::Week => Bucket::Week,
+            Period::Month => Bucket::Month,
         }
     }
 }
@@ -347,7 +460,7 @@ impl FeatureSet {
             .select([col("user_id")])
             .collect()
             .map_err(|e| anyhow!("finding members whose account age changes: {e}"))?;
-        ids_of(&found)
+        crate::sources::ids_of(&found)
     }
 
     /// The evaluation instant (µs since the epoch, UTC).
@@ -963,12 +1076,6 @@ pub(crate) fn floor_div(value: Expr, by: i64) -> Expr {
 }
 
 /// A datetime column as µs since the epoch.
-/// The `user_id` column of `frame` as ids (nulls left out).
-pub fn ids_of(frame: &DataFrame) -> Result<Vec<i64>> {
-    let ids = frame.column("user_id").and_then(|c| c.i64().cloned()).map_err(|e| anyhow!("reading member ids: {e}"))?;
-    Ok(ids.iter().flatten().collect())
-}
-
 fn micros(instant: Expr) -> Expr {
     instant.dt().timestamp(TimeUnit::Microseconds)
 }

@@ -1,10 +1,11 @@
 //! The six rule types of a badge (the reference LMS's), their config shape and their meaning.
 //!
 //! Owns what each rule type means: which sources it reads, and how it becomes a bulk
-//! Polars predicate over the per-member feature frame (see [`crate::evaluate`]). Each rule
+//! Polars predicate over the per-member feature frame (see [`crate::features`]). Each rule
 //! type is one match arm in each function below, with its tests in `tests/it/rules.rs`.
 
-use crate::evaluate::{Agg, Aggregate, Check, Feature, FeatureSet, Period, Shown, TrainingState};
+use super::{Check, Shown};
+use crate::features::{Agg, Aggregate, Feature, FeatureSet, Period, TrainingState};
 use crate::instant::CalendarSpan;
 use crate::sources::SourceKind;
 use polars::prelude::*;
@@ -195,7 +196,7 @@ impl fmt::Display for Rule {
 #[cfg(test)]
 mod tests {
     use super::{Rule, TrainingRef};
-    use crate::evaluate::Period;
+    use crate::features::Period;
     use crate::instant::CalendarSpan;
 
     #[test]

@@ -10,7 +10,7 @@ mod parse;
 mod tests;
 pub mod words;
 
-use crate::evaluate::Agg;
+use crate::features::Agg;
 use std::fmt;
 
 /// Deepest tree (and deepest `(`/`NOT` nesting) that `parse` accepts.

@@ -6,7 +6,7 @@
 //! about something present and wrong underline it.
 
 use super::{AttributeValue, Clause, CmpOp, Filter, Formula, FormulaError, MAX_DEPTH, Span, Spanned};
-use crate::evaluate::Agg;
+use crate::features::Agg;
 
 const CLAUSE_KINDS: &str = "metric.NAME, roles in [...], user_id in [...], setting.KEY, \
      avatar_changed, registration_date, signin_date, time_since_registration, user.NAME or an \

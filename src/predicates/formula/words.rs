@@ -9,7 +9,7 @@
 //! bracketed. No clause is ever lost.
 
 use super::{AttributeValue, Clause, CmpOp, Filter, Formula};
-use crate::evaluate::Agg;
+use crate::features::Agg;
 use crate::instant::{self, CalendarSpan};
 
 /// The formula as a phrase completing "members who ...".
@@ -565,7 +565,7 @@ fn number(value: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::in_words;
-    use crate::formula::parse;
+    use crate::predicates::formula::parse;
 
     fn words(text: &str) -> String {
         in_words(&parse(text).expect("a valid formula"))

@@ -3,7 +3,7 @@
 //! print/re-parse round trips and for never panicking.
 
 use super::*;
-use crate::evaluate::Agg;
+use crate::features::Agg;
 use proptest::prelude::*;
 
 // ------------------------------------------------------------------ helpers
