@@ -438,16 +438,15 @@ impl FeatureSet {
         sliding
     }
 
-    /// The members of `snapshot` whose account reaches one of `ages` (or who are created)
+    /// The members of the `users` frame whose account reaches one of `ages` (or who are created)
     /// between the instants `from` and `to` (µs, both included): whose eligibility by account
     /// age can change between two evaluations at those instants.
-    pub fn reaching_age(&self, snapshot: &Snapshot, ages: &[CalendarSpan], from: i64, to: i64) -> Result<Vec<i64>> {
+    pub fn reaching_age(&self, users: &DataFrame, ages: &[CalendarSpan], from: i64, to: i64) -> Result<Vec<i64>> {
         let between = |e: Expr| e.clone().gt_eq(lit(from)).and(e.lt_eq(lit(to)));
         let mut any = between(col("created_at"));
         for span in ages {
             any = any.or(between(self.eligible_from(*span)).fill_null(lit(false)));
         }
-        let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
         let found = users
             .clone()
             .lazy()

@@ -31,35 +31,44 @@ fn hashes(frame: &DataFrame) -> Result<Vec<u64>> {
     Ok(buf)
 }
 
-/// `(user_id, digest)` of every member of the snapshot's users frame, sorted by member,
-/// from the frames of `kinds` (the per-member sources loaded).
-pub fn member_digests(snapshot: &Snapshot, kinds: &[SourceKind]) -> Result<DataFrame> {
+/// One per-member source's share of the digests: `(user_id, n, s)` for each member with rows
+/// in `frame`, `n` the rows and `s` the sum of their hashes' top 40 bits. Computed as soon as
+/// a source loads, so that an incremental pass keeps no source whole.
+pub fn source_part(frame: &DataFrame) -> Result<DataFrame> {
     let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
-    let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
+    let rows = DataFrame::new(
+        frame.height(),
+        vec![
+            frame.column("user_id").map_err(failed)?.clone(),
+            Column::new("h".into(), hashes(frame)?.into_iter().map(|h| h >> 24).collect::<Vec<u64>>()),
+        ],
+    )
+    .map_err(failed)?;
+    rows.lazy()
+        .group_by([col("user_id")])
+        .agg([len().cast(DataType::UInt64).alias("n"), col("h").sum().alias("s")])
+        .collect()
+        .map_err(failed)
+}
+
+/// `(user_id, digest)` of every member of `users` (a frame with their `user_id`s), sorted by
+/// member, from the [`source_part`]s of the per-member sources in a fixed order (`None` for
+/// a source that did not load).
+pub fn combine(users: &DataFrame, parts: Vec<Option<DataFrame>>) -> Result<DataFrame> {
+    let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
     let mut members = users.select(["user_id"]).map_err(failed)?.lazy();
-    let mut parts = vec![col("user_id")];
-    for (index, kind) in kinds.iter().enumerate() {
-        let Some(frame) = snapshot.frame(*kind) else { continue };
-        let rows = DataFrame::new(
-            frame.height(),
-            vec![
-                frame.column("user_id").map_err(failed)?.clone(),
-                Column::new("h".into(), hashes(frame)?.into_iter().map(|h| h >> 24).collect::<Vec<u64>>()),
-            ],
-        )
-        .map_err(failed)?;
+    let mut columns = vec![col("user_id")];
+    for (index, part) in parts.into_iter().enumerate() {
+        let Some(part) = part else { continue };
         let (n, s) = (format!("n{index}"), format!("s{index}"));
-        let per_member = rows
-            .lazy()
-            .group_by([col("user_id")])
-            .agg([len().cast(DataType::UInt64).alias(n.as_str()), col("h").sum().alias(s.as_str())]);
+        let part = part.lazy().select([col("user_id"), col("n").alias(n.as_str()), col("s").alias(s.as_str())]);
         let keep_order = JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) };
-        members = members.join(per_member, [col("user_id")], [col("user_id")], keep_order);
-        parts.push(col(n.as_str()).fill_null(lit(0u64)));
-        parts.push(col(s.as_str()).fill_null(lit(0u64)));
+        members = members.join(part, [col("user_id")], [col("user_id")], keep_order);
+        columns.push(col(n.as_str()).fill_null(lit(0u64)));
+        columns.push(col(s.as_str()).fill_null(lit(0u64)));
     }
     let combined = members
-        .select(parts)
+        .select(columns)
         .unique(Some(cols(["user_id"])), UniqueKeepStrategy::First)
         .sort(["user_id"], SortMultipleOptions::default())
         .collect()
@@ -70,6 +79,14 @@ pub fn member_digests(snapshot: &Snapshot, kinds: &[SourceKind]) -> Result<DataF
         vec![combined.column("user_id").map_err(failed)?.clone(), Column::new("digest".into(), digests)],
     )
     .map_err(failed)
+}
+
+/// `(user_id, digest)` of every member of the snapshot's users frame, sorted by member,
+/// from the frames of `kinds` (the per-member sources wanted).
+pub fn member_digests(snapshot: &Snapshot, kinds: &[SourceKind]) -> Result<DataFrame> {
+    let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
+    let parts = kinds.iter().map(|kind| snapshot.frame(*kind).map(source_part).transpose()).collect::<Result<_>>()?;
+    combine(users, parts)
 }
 
 /// The digest a fixed frame has: stored with the state, so that digests made by a build that

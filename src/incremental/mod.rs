@@ -225,49 +225,110 @@ pub async fn members_with_event_rows(
     Ok((found.into_iter().flatten().collect(), recent_count))
 }
 
-/// The candidates of a pass: `with_rows` (from [`members_with_event_rows`]), the members whose
-/// per-member rows (`per_member`, loaded whole) differ from the `stored` digests, and those
-/// whose account age or an enrolment is reached between the two instants.
-pub async fn candidates(
-    scope: &Scope<'_>,
-    sliding: &Sliding,
-    per_member: Snapshot,
-    stored: DataFrame,
-    with_rows: (BTreeSet<i64>, usize),
-) -> Result<(Candidates, Snapshot)> {
+/// What reading the per-member sources whole found: every member's digest, the members whose
+/// account age or an enrolment is reached between the two instants, and the sources that
+/// failed to load (with why).
+pub struct Scanned {
+    pub digests: DataFrame,
+    pub by_time: Vec<i64>,
+    pub failed: BTreeMap<SourceKind, String>,
+}
+
+/// What one per-member source left once digested.
+struct Scan {
+    part: DataFrame,
+    /// The members (`user_id`), from the users source.
+    users: Option<DataFrame>,
+    by_time: Vec<i64>,
+}
+
+/// Reads each per-member source of `wanted` whole (to find what the host changed in place) and
+/// digests it as soon as it loads, keeping only its share of the digests and, of users and
+/// trainings, the members whose account age or enrolment is reached since the last run: no
+/// source is held whole. The candidates' rows are read again, filtered, by the pass.
+pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, sliding: &Sliding) -> Result<Scanned> {
     let tz = scope.plan.timezone;
     let at_now = Context { as_of: scope.as_of, timezone: tz };
     let (since_us, now_us) = (instant::to_micros(scope.since), instant::to_micros(scope.as_of));
-    let (with_rows, found_new) = with_rows;
-    let kinds = per_member_kinds(&per_member.frames.keys().copied().collect());
+    let kinds = per_member_kinds(&wanted.kinds);
     let ages: Vec<_> = sliding.ages.iter().copied().collect();
-    let (per_member, digests, changed, by_time) =
-        crate::evaluate::on_evaluation_thread(move || -> Result<(Snapshot, DataFrame, Vec<i64>, Vec<i64>)> {
-            let digests = digest::member_digests(&per_member, &kinds)?;
-            let changed = digest::changed(&stored, &digests)?;
-            let mut by_time = FeatureSet::new(at_now).reaching_age(&per_member, &ages, since_us, now_us)?;
-            by_time.extend(enrolled_between(&per_member, since_us, now_us)?);
-            Ok((per_member, digests, changed, by_time))
-        })
-        .await?;
+    let scans = kinds.iter().map(|&kind| {
+        let one = sources::Wanted { kinds: BTreeSet::from([kind]), user_columns: wanted.user_columns.clone() };
+        let ages = ages.clone();
+        async move {
+            let mut loaded = sources::load_snapshot_shard(scope.db, &scope.plan.sources, &one, scope.shard, tz).await;
+            let Some(frame) = loaded.frames.remove(&kind) else {
+                let reason = loaded.failed.remove(&kind).unwrap_or_else(|| format!("source '{kind}' did not load"));
+                return Ok::<_, anyhow::Error>((kind, Err(reason)));
+            };
+            let scan = crate::evaluate::on_evaluation_thread(move || -> Result<Scan> {
+                let part = digest::source_part(&frame)?;
+                let (users, by_time) = match kind {
+                    SourceKind::Users => {
+                        let by_time = FeatureSet::new(at_now).reaching_age(&frame, &ages, since_us, now_us)?;
+                        let ids = frame.select(["user_id"]).map_err(|e| anyhow!("source 'users': {e}"))?;
+                        (Some(ids), by_time)
+                    }
+                    SourceKind::Trainings => (None, enrolled_between(&frame, since_us, now_us)?),
+                    _ => (None, Vec::new()),
+                };
+                Ok(Scan { part, users, by_time })
+            })
+            .await?;
+            Ok((kind, Ok(scan)))
+        }
+    });
+    let scans = futures_util::future::try_join_all(scans).await?;
+    let mut failed = BTreeMap::new();
+    let (mut users, mut by_time, mut parts) = (None, Vec::new(), Vec::new());
+    for (kind, scan) in scans {
+        match scan {
+            Ok(scan) => {
+                users = users.or(scan.users);
+                by_time.extend(scan.by_time);
+                parts.push(Some(scan.part));
+            }
+            Err(reason) => {
+                failed.insert(kind, reason);
+                parts.push(None);
+            }
+        }
+    }
+    let Some(users) = users else {
+        let reason = failed.get(&SourceKind::Users).map_or("it was not loaded", String::as_str);
+        return Err(anyhow!("an incremental pass needs the users source: {reason}"));
+    };
+    let digests = crate::evaluate::on_evaluation_thread(move || digest::combine(&users, parts)).await?;
+    Ok(Scanned { digests, by_time, failed })
+}
+
+/// The candidates of a pass: `with_rows` (from [`members_with_event_rows`]), the members whose
+/// digests differ from the `stored` ones, and those whose eligibility the scan found reached
+/// with time alone.
+pub async fn candidates(scanned: Scanned, stored: DataFrame, with_rows: (BTreeSet<i64>, usize)) -> Result<Candidates> {
+    let (with_rows, found_new) = with_rows;
+    let Scanned { digests, by_time, .. } = scanned;
+    let (digests, changed) = crate::evaluate::on_evaluation_thread(move || -> Result<(DataFrame, Vec<i64>)> {
+        let changed = digest::changed(&stored, &digests)?;
+        Ok((digests, changed))
+    })
+    .await?;
     let (changed_count, by_time_count) = (changed.len(), by_time.len());
     let mut members = with_rows;
     members.extend(changed);
     members.extend(by_time);
-    let candidates = Candidates {
+    Ok(Candidates {
         members: members.into_iter().collect(),
         digests,
         with_new_rows: found_new,
         changed: changed_count,
         by_time: by_time_count,
-    };
-    Ok((candidates, per_member))
+    })
 }
 
 /// Members with a training enrolment dated between the two instants (µs, both included): it
 /// starts to count when the evaluation instant passes it.
-fn enrolled_between(snapshot: &Snapshot, from: i64, to: i64) -> Result<Vec<i64>> {
-    let Some(trainings) = snapshot.frame(SourceKind::Trainings) else { return Ok(Vec::new()) };
+fn enrolled_between(trainings: &DataFrame, from: i64, to: i64) -> Result<Vec<i64>> {
     let at = col("enrolled_at").dt().timestamp(TimeUnit::Microseconds);
     let found = trainings
         .clone()

@@ -207,8 +207,9 @@ async fn load_everything(
     tokio::join!(load, read_existing)
 }
 
-/// An incremental pass's reading: the per-member sources whole (to find what changed in
-/// place), the candidates, then the event sources and existing awards of the candidates only.
+/// An incremental pass's reading: the per-member sources whole, each digested as it loads (to
+/// find what changed in place), the candidates, then every source and the existing awards of
+/// the candidates only.
 async fn load_changed(
     target: &Target<'_>,
     badges: &[&Badge],
@@ -217,10 +218,7 @@ async fn load_changed(
     state: &IncrementalState,
 ) -> Result<(Snapshot, DataFrame, crate::incremental::Candidates)> {
     let (db, queries, tz) = (target.db, &target.plan.sources, target.plan.timezone);
-    let per_member_kinds = crate::incremental::per_member_kinds(&wanted.kinds);
     let event_kinds: Vec<_> = wanted.kinds.iter().copied().filter(|k| k.is_event()).collect();
-    let per_member_wanted =
-        sources::Wanted { kinds: per_member_kinds.into_iter().collect(), user_columns: wanted.user_columns.clone() };
     let scope = crate::incremental::Scope {
         db,
         plan: target.plan,
@@ -233,14 +231,14 @@ async fn load_changed(
     let sliding = Evaluation::sliding(at_now, badges.iter().copied());
     let clock = std::time::Instant::now();
     // The candidates' event queries run while the per-member sources load.
-    let (per_member, stored, with_rows) = tokio::join!(
-        sources::load_snapshot_shard(db, queries, &per_member_wanted, target.shard, tz),
+    let (scanned, stored, with_rows) = tokio::join!(
+        crate::incremental::scan_per_member(&scope, wanted, &sliding),
         target.store.member_digest_chunks(target.shard_key),
         crate::incremental::members_with_event_rows(&scope, &sliding, &event_kinds)
     );
-    let stored = crate::incremental::digest::decode(&stored?)?;
-    let (candidates, mut snapshot) =
-        crate::incremental::candidates(&scope, &sliding, per_member, stored, with_rows?).await?;
+    let (scanned, stored) = (scanned?, crate::incremental::digest::decode(&stored?)?);
+    let failed_whole = scanned.failed.clone();
+    let candidates = crate::incremental::candidates(scanned, stored, with_rows?).await?;
     tracing::info!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         members = candidates.members.len(),
@@ -250,13 +248,15 @@ async fn load_changed(
         since = %instant::format_utc(state.as_of),
         "an incremental pass: found the members to evaluate"
     );
-    let event_wanted = sources::Wanted::kinds(event_kinds);
-    let (events, existing) = tokio::join!(
-        sources::load_snapshot_of(db, queries, &event_wanted, target.shard, Some(&candidates.members), tz),
+    let (mut snapshot, existing) = tokio::join!(
+        sources::load_snapshot_of(db, queries, wanted, target.shard, Some(&candidates.members), tz),
         target.store.existing_awards_of(ids, Some(&candidates.members))
     );
-    snapshot.frames.extend(events.frames);
-    snapshot.failed.extend(events.failed);
+    // A source that failed to load whole fails its badges, as in a full pass.
+    for (kind, reason) in failed_whole {
+        snapshot.frames.remove(&kind);
+        snapshot.failed.insert(kind, reason);
+    }
     Ok((snapshot, existing?, candidates))
 }
 
