@@ -91,13 +91,16 @@ fn badges(step: usize) -> String {
     text
 }
 
-fn plan(host: &TestHost, step: usize) -> Plan {
-    let text = host.config_in("America/New_York", &badges(step), &host.formula_sources()).replacen(
+fn config_text(host: &TestHost, step: usize) -> String {
+    host.config_in("America/New_York", &badges(step), &host.formula_sources()).replacen(
         "[sources]",
         "[notifications]\non_revoke = \"all\"\n\n[sources]",
         1,
-    );
-    host.plan(&text)
+    )
+}
+
+fn plan(host: &TestHost, step: usize) -> Plan {
+    host.plan(&config_text(host, step))
 }
 
 /// A run over `host`'s data that keeps its awards in `awards`' database.
@@ -233,6 +236,17 @@ async fn act(host: &TestHost, rng: &mut Random, before: DateTime<Utc>, now: Date
     }
 }
 
+/// The history's members, created up to 45 days before `start`.
+async fn add_members(host: &TestHost, rng: &mut Random, start: DateTime<Utc>) {
+    let rows: Vec<String> = (1..=MEMBERS)
+        .map(|id| {
+            let created = start - Duration::days(rng.below(45) as i64) - Duration::hours(rng.below(24) as i64);
+            format!("({id}, '{}', FALSE)", text_time(created))
+        })
+        .collect();
+    host.exec(&format!("INSERT INTO users (user_id, created_at, blocked) VALUES {}", rows.join(", "))).await;
+}
+
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step_of_a_random_history(
@@ -244,13 +258,7 @@ async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step
     let (incremental, full) = (TestHost::new().await, TestHost::new().await);
     let mut rng = Random(seed);
     let start = at("2026-02-20T15:00:00Z");
-    let rows: Vec<String> = (1..=MEMBERS)
-        .map(|id| {
-            let created = start - Duration::days(rng.below(45) as i64) - Duration::hours(rng.below(24) as i64);
-            format!("({id}, '{}', FALSE)", text_time(created))
-        })
-        .collect();
-    host.exec(&format!("INSERT INTO users (user_id, created_at, blocked) VALUES {}", rows.join(", "))).await;
+    add_members(&host, &mut rng, start).await;
     let late = accolade::config::plan::DEFAULT_LATE_ROWS;
     // Steps across minutes, hours, local midnights, weeks and a month; account ages pass 14 and
     // 30 days, and 7- and 10-day windows slide past earlier rows.
@@ -313,6 +321,74 @@ async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step
     assert!(incremental_passes >= 7, "most passes were incremental ({incremental_passes})");
     let awarded = outcome(&full).await.0.len();
     assert!(awarded > 30, "the history awards enough to compare ({awarded} award rows)");
+}
+
+/// `accolade run` through the binary, for the config at `config`.
+fn binary_run(config: &std::path::Path, as_of: DateTime<Utc>, incremental: bool) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_accolade"));
+    command.arg("--config").arg(config).args(["run", "--as-of", &as_of.to_rfc3339()]);
+    if incremental {
+        command.arg("--incremental");
+    }
+    command.env_remove("ACCOLADE_LOG").stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    command
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_at_a_random_point_leaves_the_next_incremental_run_exact(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_guard) = use_backend(backend) else { return };
+    let host = host().await;
+    let (incremental, full) = (TestHost::new().await, TestHost::new().await);
+    let mut rng = Random(99);
+    let start = at("2026-02-20T15:00:00Z");
+    add_members(&host, &mut rng, start).await;
+    // One set of badges throughout: every pass after the first may be incremental.
+    let text = config_text(&host, 5);
+    let with_awards = |awards: &TestHost| {
+        text.replacen(
+            &format!("url = \"{}\"\n", host.url()),
+            &format!("url = \"{}\"\nawards_url = \"{}\"\n", host.url(), awards.url()),
+            1,
+        )
+    };
+    let (config, full_config) = (
+        host.write_config("incremental.toml", &with_awards(&incremental)),
+        host.write_config("full.toml", &with_awards(&full)),
+    );
+    let succeeded = |command: &mut std::process::Command| {
+        let status = command.status().expect("running accolade");
+        assert!(status.success(), "accolade run failed: {status}");
+    };
+    // The first pass keeps the state; its length picks the instants to kill the later ones at.
+    let clock = std::time::Instant::now();
+    succeeded(&mut binary_run(&config, start, true));
+    let length_ms = clock.elapsed().as_millis().max(20) as u64;
+    succeeded(&mut binary_run(&full_config, start, false));
+    let (mut before, mut killed) = (start, 0);
+    for (cycle, minutes) in [30, 1_445, 9, 4_320, 61, 10_080].into_iter().enumerate() {
+        let now = before + Duration::minutes(minutes);
+        act(&host, &mut rng, before, now, accolade::config::plan::DEFAULT_LATE_ROWS).await;
+        let mut child = binary_run(&config, now, true).spawn().expect("starting accolade");
+        std::thread::sleep(std::time::Duration::from_millis(rng.below(length_ms * 4 / 5)));
+        if child.try_wait().expect("polling accolade").is_none() {
+            child.kill().expect("killing accolade (SIGKILL)");
+            killed += 1;
+        }
+        child.wait().expect("reaping accolade");
+        succeeded(&mut binary_run(&config, now, true));
+        succeeded(&mut binary_run(&full_config, now, false));
+        let (left, right) = (outcome(&incremental).await, outcome(&full).await);
+        assert_eq!(left.0, right.0, "cycle {cycle} ({}): awards differ after a killed run", now.to_rfc3339());
+        assert_eq!(left.1, right.1, "cycle {cycle}: outbox differs after a killed run");
+        assert_eq!(left.2, right.2, "cycle {cycle}: leaderboard differs after a killed run");
+        before = now;
+    }
+    assert!(killed >= 1, "at least one run was killed before it finished");
+    let kept = incremental.count("SELECT COUNT(*) FROM accolade_incremental").await;
+    assert_eq!(kept, 1, "the last whole run kept the state");
 }
 
 /// What a pass asked to be incremental did, and why it was full if it was.
