@@ -51,34 +51,51 @@ pub fn source_part(frame: &DataFrame) -> Result<DataFrame> {
         .map_err(failed)
 }
 
+/// The [`source_part`] of a source from those of the frames it was read in: the same counts
+/// and sums as one part of the whole source.
+pub fn sum_parts(parts: Vec<DataFrame>) -> Result<DataFrame> {
+    let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
+    if parts.len() == 1 {
+        return parts.into_iter().next().ok_or_else(|| anyhow!("computing member digests: no part"));
+    }
+    let parts: Vec<LazyFrame> = parts.into_iter().map(IntoLazy::lazy).collect();
+    concat(parts, UnionArgs::default())
+        .map_err(failed)?
+        .group_by([col("user_id")])
+        .agg([col("n").sum(), col("s").sum()])
+        .collect()
+        .map_err(failed)
+}
+
 /// `(user_id, digest)` of every member of `users` (a frame with their `user_id`s), sorted by
 /// member, from the [`source_part`]s of the per-member sources in a fixed order (`None` for
 /// a source that did not load).
 pub fn combine(users: &DataFrame, parts: Vec<Option<DataFrame>>) -> Result<DataFrame> {
     let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
-    let mut members = users.select(["user_id"]).map_err(failed)?.lazy();
-    let mut columns = vec![col("user_id")];
-    for (index, part) in parts.into_iter().enumerate() {
-        let Some(part) = part else { continue };
-        let (n, s) = (format!("n{index}"), format!("s{index}"));
-        let part = part.lazy().select([col("user_id"), col("n").alias(n.as_str()), col("s").alias(s.as_str())]);
+    let members = users.select(["user_id"]).and_then(|m| m.sort(["user_id"], Default::default())).map_err(failed)?;
+    let ids = members.column("user_id").map_err(failed)?.clone();
+    // The digest hashes the member's id, then each source's count and sum (0 without rows),
+    // one aligned source at a time: only the running hashes stay, not a column per source.
+    let state = PlSeedableRandomStateQuality::seed_from_u64(SEED);
+    let mut digests = Vec::with_capacity(ids.len());
+    ids.vec_hash(state.clone(), &mut digests).map_err(failed)?;
+    for part in parts.into_iter().flatten() {
         let keep_order = JoinArgs { maintain_order: MaintainOrderJoin::Left, ..JoinArgs::new(JoinType::Left) };
-        members = members.join(part, [col("user_id")], [col("user_id")], keep_order);
-        columns.push(col(n.as_str()).fill_null(lit(0u64)));
-        columns.push(col(s.as_str()).fill_null(lit(0u64)));
+        let aligned = members
+            .clone()
+            .lazy()
+            .join(part.lazy(), [col("user_id")], [col("user_id")], keep_order)
+            .select([col("n").fill_null(lit(0u64)), col("s").fill_null(lit(0u64))])
+            .collect()
+            .map_err(failed)?;
+        if aligned.height() != ids.len() {
+            return Err(anyhow!("computing member digests: a source's rows did not align with the members"));
+        }
+        for column in aligned.columns() {
+            column.vec_hash_combine(state.clone(), &mut digests).map_err(failed)?;
+        }
     }
-    let combined = members
-        .select(columns)
-        .unique(Some(cols(["user_id"])), UniqueKeepStrategy::First)
-        .sort(["user_id"], SortMultipleOptions::default())
-        .collect()
-        .map_err(failed)?;
-    let digests = hashes(&combined)?;
-    DataFrame::new(
-        combined.height(),
-        vec![combined.column("user_id").map_err(failed)?.clone(), Column::new("digest".into(), digests)],
-    )
-    .map_err(failed)
+    DataFrame::new(ids.len(), vec![ids, Column::new("digest".into(), digests)]).map_err(failed)
 }
 
 /// `(user_id, digest)` of every member of the snapshot's users frame, sorted by member,
@@ -148,12 +165,24 @@ pub fn decode(chunks: &[Vec<u8>]) -> Result<DataFrame> {
 
 /// Members whose digest differs between `old` and `new`, or who are in only one of them.
 pub fn changed(old: &DataFrame, new: &DataFrame) -> Result<Vec<i64>> {
-    let keys = [col("user_id"), col("digest")];
-    let gone = old.clone().lazy().join(new.clone().lazy(), keys.clone(), keys.clone(), JoinArgs::new(JoinType::Anti));
-    let came = new.clone().lazy().join(old.clone().lazy(), keys.clone(), keys, JoinArgs::new(JoinType::Anti));
-    let found = concat([gone.select([col("user_id")]), came.select([col("user_id")])], UnionArgs::default())
-        .and_then(|f| f.unique(None, UniqueKeepStrategy::Any).collect())
-        .map_err(|e| anyhow!("comparing member digests: {e}"))?;
+    let failed = |e: PolarsError| anyhow!("comparing member digests: {e}");
+    // Between two passes the members are mostly the same: then the digests compare in place.
+    let (old_ids, new_ids) = (old.column("user_id").map_err(failed)?, new.column("user_id").map_err(failed)?);
+    if old_ids.as_materialized_series().equals(new_ids.as_materialized_series()) {
+        let differs = old.column("digest").and_then(|d| d.not_equal(new.column("digest")?)).map_err(failed)?;
+        let found = new.select(["user_id"]).and_then(|f| f.filter(&differs)).map_err(failed)?;
+        return crate::sources::ids_of(&found);
+    }
+    // One join on the member: a member in only one of them has no digest on the other side.
+    let full = JoinArgs { coalesce: JoinCoalesce::CoalesceColumns, ..JoinArgs::new(JoinType::Full) };
+    let found = old
+        .clone()
+        .lazy()
+        .join(new.clone().lazy(), [col("user_id")], [col("user_id")], full)
+        .filter(col("digest").neq_missing(col("digest_right")))
+        .select([col("user_id")])
+        .collect()
+        .map_err(failed)?;
     crate::sources::ids_of(&found)
 }
 
@@ -188,6 +217,35 @@ mod tests {
         let mut found = changed(&before, &after).expect("compared");
         found.sort_unstable();
         assert_eq!(found, vec![2, 3]);
+    }
+
+    #[test]
+    fn a_source_digested_in_frames_gives_the_digests_of_the_source_whole() {
+        let kinds = [SourceKind::Users, SourceKind::Roles];
+        let whole = snapshot(&[(1, "Expert"), (2, "Member"), (3, "Mentor"), (2, "Mentor"), (1, "Member")]);
+        let expected = member_digests(&whole, &kinds).expect("digests");
+        let roles = whole.frame(SourceKind::Roles).expect("roles");
+        // Member 1's and 2's rows fall in different frames.
+        let frames = [roles.slice(0, 2), roles.slice(2, 2), roles.slice(4, 1)];
+        let roles_part = sum_parts(frames.iter().map(|f| source_part(f).expect("a part")).collect()).expect("summed");
+        let users = whole.frame(SourceKind::Users).expect("users");
+        let parts = vec![Some(source_part(users).expect("users part")), Some(roles_part)];
+        let digests = combine(users, parts).expect("combined");
+        assert!(digests.equals(&expected), "{digests} != {expected}");
+    }
+
+    #[test]
+    fn members_who_came_or_went_count_as_changed_with_those_whose_digest_differs() {
+        let frame = |ids: &[i64], digests: &[u64]| {
+            DataFrame::new(ids.len(), vec![Column::new("user_id".into(), ids), Column::new("digest".into(), digests)])
+                .expect("digests")
+        };
+        let old = frame(&[1, 2, 3, 4], &[10, 20, 30, 40]);
+        let mut found = changed(&old, &frame(&[1, 2, 4, 5], &[10, 21, 40, 50])).expect("compared");
+        found.sort_unstable();
+        assert_eq!(found, vec![2, 3, 5]);
+        assert_eq!(changed(&old, &frame(&[1, 2, 3, 4], &[10, 20, 31, 40])).expect("compared"), vec![3]);
+        assert_eq!(changed(&old, &old).expect("compared"), Vec::<i64>::new());
     }
 
     #[test]

@@ -234,6 +234,12 @@ pub struct Scanned {
     pub failed: BTreeMap<SourceKind, String>,
 }
 
+/// Rows per frame a per-member source is digested in while it loads.
+const SCAN_ROWS: usize = 65_536;
+
+/// Frames' parts kept before they are summed into one.
+const PARTS_SUMMED: usize = 8;
+
 /// What one per-member source left once digested.
 struct Scan {
     part: DataFrame,
@@ -256,25 +262,53 @@ pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, slidin
         let one = sources::Wanted { kinds: BTreeSet::from([kind]), user_columns: wanted.user_columns.clone() };
         let ages = ages.clone();
         async move {
-            let mut loaded = sources::load_snapshot_shard(scope.db, &scope.plan.sources, &one, scope.shard, tz).await;
-            let Some(frame) = loaded.frames.remove(&kind) else {
-                let reason = loaded.failed.remove(&kind).unwrap_or_else(|| format!("source '{kind}' did not load"));
-                return Ok::<_, anyhow::Error>((kind, Err(reason)));
-            };
-            let scan = crate::evaluate::on_evaluation_thread(move || -> Result<Scan> {
-                let part = digest::source_part(&frame)?;
-                let (users, by_time) = match kind {
-                    SourceKind::Users => {
-                        let by_time = FeatureSet::new(at_now).reaching_age(&frame, &ages, since_us, now_us)?;
-                        let ids = frame.select(["user_id"]).map_err(|e| anyhow!("source 'users': {e}"))?;
-                        (Some(ids), by_time)
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DataFrame>();
+            // A thread of its own sums each frame as the reader hands it on.
+            let digesting = crate::evaluate::on_evaluation_thread(move || -> Result<Scan> {
+                let (mut parts, mut users, mut by_time) = (Vec::new(), Vec::new(), Vec::new());
+                while let Some(frame) = rx.blocking_recv() {
+                    parts.push(digest::source_part(&frame)?);
+                    // Summed as they come, so that a member's rows in many frames stay one row.
+                    if parts.len() == PARTS_SUMMED {
+                        parts = vec![digest::sum_parts(std::mem::take(&mut parts))?];
                     }
-                    SourceKind::Trainings => (None, enrolled_between(&frame, since_us, now_us)?),
-                    _ => (None, Vec::new()),
+                    match kind {
+                        SourceKind::Users => {
+                            by_time.extend(FeatureSet::new(at_now).reaching_age(&frame, &ages, since_us, now_us)?);
+                            users.push(frame.select(["user_id"]).map_err(|e| anyhow!("source 'users': {e}"))?.lazy());
+                        }
+                        SourceKind::Trainings => by_time.extend(enrolled_between(&frame, since_us, now_us)?),
+                        _ => {}
+                    }
+                }
+                let users = match users.is_empty() {
+                    true => None,
+                    false => Some(
+                        concat(users, UnionArgs::default())
+                            .and_then(LazyFrame::collect)
+                            .map_err(|e| anyhow!("source 'users': {e}"))?,
+                    ),
                 };
-                Ok(Scan { part, users, by_time })
-            })
-            .await?;
+                Ok(Scan { part: digest::sum_parts(parts)?, users, by_time })
+            });
+            let reading = async move {
+                let mut sink = move |frame: DataFrame| {
+                    tx.send(frame).map_err(|_| anyhow!("source '{kind}': digesting its rows stopped"))
+                };
+                let mut chunks = sources::Chunks::new(SCAN_ROWS, &mut sink);
+                sources::scan_source(scope.db, &scope.plan.sources, &one, kind, scope.shard, tz, &mut chunks).await
+            };
+            let scan = match tokio::join!(reading, digesting) {
+                (_, Err(error)) => return Err(error),
+                // Recorded, as a full pass records it: the badges that read the source fail.
+                (Err(error), Ok(_)) => return Ok((kind, Err(crate::errors::text(&error)))),
+                (Ok(_), Ok(scan)) => scan,
+            };
+            if let Some(ids) = &scan.users
+                && let Err(error) = sources::check_members(kind, ids)
+            {
+                return Ok((kind, Err(crate::errors::text(&error))));
+            }
             Ok((kind, Ok(scan)))
         }
     });
@@ -298,7 +332,9 @@ pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, slidin
         let reason = failed.get(&SourceKind::Users).map_or("it was not loaded", String::as_str);
         return Err(anyhow!("an incremental pass needs the users source: {reason}"));
     };
+    let clock = std::time::Instant::now();
     let digests = crate::evaluate::on_evaluation_thread(move || digest::combine(&users, parts)).await?;
+    tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "combined member digests");
     Ok(Scanned { digests, by_time, failed })
 }
 
@@ -309,7 +345,9 @@ pub async fn candidates(scanned: Scanned, stored: DataFrame, with_rows: (BTreeSe
     let (with_rows, found_new) = with_rows;
     let Scanned { digests, by_time, .. } = scanned;
     let (digests, changed) = crate::evaluate::on_evaluation_thread(move || -> Result<(DataFrame, Vec<i64>)> {
+        let clock = std::time::Instant::now();
         let changed = digest::changed(&stored, &digests)?;
+        tracing::debug!(elapsed_ms = clock.elapsed().as_millis() as u64, "compared member digests");
         Ok((digests, changed))
     })
     .await?;

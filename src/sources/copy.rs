@@ -7,7 +7,7 @@
 //! as it produces them.
 
 use super::decode::{Cell, ColumnBuilder};
-use super::load::Reading;
+use super::load::{Chunks, Reading};
 use super::{ColumnSpec, ColumnType, SourceKind};
 use anyhow::{Context, Result, anyhow, bail};
 use futures_util::TryStreamExt;
@@ -59,6 +59,7 @@ pub async fn load(
     specs: &[ColumnSpec],
     sql: &str,
     reading: Reading,
+    chunks: Option<&mut Chunks<'_>>,
 ) -> Result<(usize, Vec<ColumnBuilder>)> {
     let statement = pool
         .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
@@ -77,17 +78,19 @@ pub async fn load(
         builders.push(builder);
     }
     let copy = format!("COPY (SELECT {} FROM ({sql}) AS s) TO STDOUT (FORMAT binary)", select.join(", "));
-    copy_out(pool, &format!("source '{kind}'"), &copy, &wires, builders).await
+    copy_out(pool, &format!("source '{kind}'"), &copy, &wires, builders, chunks).await
 }
 
-/// Runs a binary `COPY ... TO STDOUT` whose columns arrive as `wires`, into `builders`.
-/// `label` names what is read in errors (e.g. `source 'posts'`).
+/// Runs a binary `COPY ... TO STDOUT` whose columns arrive as `wires`, into `builders`
+/// (handed on to `chunks` as they fill, if given). `label` names what is read in errors
+/// (e.g. `source 'posts'`).
 pub(crate) async fn copy_out(
     pool: &PgPool,
     label: &str,
     copy: &str,
     wires: &[Wire],
     mut builders: Vec<ColumnBuilder>,
+    mut chunks: Option<&mut Chunks<'_>>,
 ) -> Result<(usize, Vec<ColumnBuilder>)> {
     let mut stream = pool.copy_out_raw(copy).await.with_context(|| format!("{label}: the query failed"))?;
     let mut decoder = Decoder { buffer: Vec::new(), header_done: false, rows: 0, finished: false };
@@ -99,7 +102,12 @@ pub(crate) async fn copy_out(
             continue;
         }
         decoder.buffer.extend_from_slice(&chunk);
-        if let Err(error) = decoder.drain(label, wires, &mut builders) {
+        let drained = decoder.drain(label, wires, &mut builders);
+        let handed = match (drained, chunks.as_deref_mut()) {
+            (Ok(()), Some(chunks)) => chunks.offer(decoder.rows, &mut builders),
+            (drained, _) => drained,
+        };
+        if let Err(error) = handed {
             failure = Some(error);
             decoder.buffer = Vec::new();
         }

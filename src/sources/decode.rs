@@ -259,9 +259,21 @@ impl ColumnBuilder {
         Ok(())
     }
 
+    /// The column of the values pushed since the last take, leaving the builder empty and
+    /// counting rows on (a source read in chunks numbers its rows as one).
+    pub fn take(&mut self) -> PolarsResult<Column> {
+        let empty = ColumnBuilder::new(self.spec, 0).values;
+        let values = std::mem::replace(&mut self.values, empty);
+        Self::column(values, self.spec.ty)
+    }
+
     /// The finished Polars column, named after the spec.
     pub fn finish(self) -> PolarsResult<Column> {
-        Ok(match (self.values, self.spec.ty) {
+        Self::column(self.values, self.spec.ty)
+    }
+
+    fn column(values: Values, ty: ColumnType) -> PolarsResult<Column> {
+        Ok(match (values, ty) {
             // Microseconds become datetimes in place, without a copy.
             (Values::Int(v), ColumnType::Timestamp) => {
                 v.finish().into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_column()

@@ -59,17 +59,7 @@ pub async fn load_snapshot_of(
 ) -> Snapshot {
     let loads = wanted.kinds.iter().map(|&kind| async move {
         let loaded = async {
-            let sql = queries
-                .get(&kind)
-                .ok_or_else(|| anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query"))?;
-            let sql = match shard {
-                Some(shard) => shard.filter(sql),
-                None => sql.clone(),
-            };
-            let sql = match members {
-                Some(members) => super::changed::members_filter(db.dialect(), &sql, members),
-                None => sql,
-            };
+            let sql = source_sql(db, queries, kind, shard, members)?;
             let specs = wanted.columns(kind);
             let frame = load_source(db, kind, &specs, &sql, Reading::new(timezone)).await?.0;
             check_members(kind, &frame)?;
@@ -91,6 +81,91 @@ pub async fn load_snapshot_of(
         }
     }
     snapshot
+}
+
+/// Source `kind`'s query, restricted to one shard's members and to `members` if given.
+fn source_sql(
+    db: &Db,
+    queries: &SourceQueries,
+    kind: SourceKind,
+    shard: Option<Shard>,
+    members: Option<&[i64]>,
+) -> Result<String> {
+    let sql =
+        queries.get(&kind).ok_or_else(|| anyhow!("source '{kind}' is needed but [sources] has no '{kind}' query"))?;
+    let sql = match shard {
+        Some(shard) => shard.filter(sql),
+        None => sql.clone(),
+    };
+    Ok(match members {
+        Some(members) => super::changed::members_filter(db.dialect(), &sql, members),
+        None => sql,
+    })
+}
+
+/// Hands a source on in frames of about `rows` rows as it loads, so that a reader that keeps
+/// only what each frame sums to (member digests) never holds the source whole.
+pub struct Chunks<'a> {
+    rows: usize,
+    handed: usize,
+    sink: &'a mut (dyn FnMut(DataFrame) -> Result<()> + Send),
+}
+
+impl<'a> Chunks<'a> {
+    pub fn new(rows: usize, sink: &'a mut (dyn FnMut(DataFrame) -> Result<()> + Send)) -> Self {
+        Chunks { rows: rows.max(1), handed: 0, sink }
+    }
+
+    /// Hands on the rows pushed since the last frame once there are `rows` of them; `read`
+    /// counts every row read so far.
+    pub(super) fn offer<'b>(
+        &mut self,
+        read: usize,
+        builders: impl IntoIterator<Item = &'b mut ColumnBuilder>,
+    ) -> Result<()> {
+        match read - self.handed >= self.rows {
+            true => self.hand(read, builders),
+            false => Ok(()),
+        }
+    }
+
+    fn hand<'b>(&mut self, read: usize, builders: impl IntoIterator<Item = &'b mut ColumnBuilder>) -> Result<()> {
+        let columns = builders
+            .into_iter()
+            .map(ColumnBuilder::take)
+            .collect::<PolarsResult<Vec<_>>>()
+            .context("a source's rows")?;
+        let frame = DataFrame::new(read - self.handed, columns).context("a source's rows")?;
+        self.handed = read;
+        (self.sink)(frame)
+    }
+}
+
+/// Reads source `kind` (one shard's rows if given) and hands its rows to `chunks` as they
+/// load instead of keeping them, the last frame (possibly empty) included. Returns the rows.
+pub async fn scan_source(
+    db: &Db,
+    queries: &SourceQueries,
+    wanted: &Wanted,
+    kind: SourceKind,
+    shard: Option<Shard>,
+    timezone: Tz,
+    chunks: &mut Chunks<'_>,
+) -> Result<usize> {
+    let sql = source_sql(db, queries, kind, shard, None)?;
+    let specs = wanted.columns(kind);
+    let started = std::time::Instant::now();
+    let reading = Reading::new(timezone);
+    let (rows, mut builders) = match db {
+        Db::Postgres(pool) => super::copy::load(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
+        Db::Sqlite(pool) => load_with(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
+        Db::MySql(pool) => load_with(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
+    };
+    if rows > chunks.handed || chunks.handed == 0 {
+        chunks.hand(rows, builders.iter_mut())?;
+    }
+    tracing::info!(source = %kind, rows, elapsed_ms = started.elapsed().as_millis() as u64, "scanned source");
+    Ok(rows)
 }
 
 /// What surveying one source found: the frame (unreadable values as NULL) and, per column,
@@ -159,9 +234,9 @@ pub(super) async fn load_source(
 ) -> Result<(DataFrame, BTreeMap<&'static str, Unreadable>)> {
     let started = std::time::Instant::now();
     let (height, builders) = match db {
-        Db::Postgres(pool) => super::copy::load(pool, kind, specs, sql, reading).await?,
-        Db::Sqlite(pool) => load_with(pool, kind, specs, sql, reading).await?,
-        Db::MySql(pool) => load_with(pool, kind, specs, sql, reading).await?,
+        Db::Postgres(pool) => super::copy::load(pool, kind, specs, sql, reading, None).await?,
+        Db::Sqlite(pool) => load_with(pool, kind, specs, sql, reading, None).await?,
+        Db::MySql(pool) => load_with(pool, kind, specs, sql, reading, None).await?,
     };
     let unreadable = builders.iter().filter_map(|b| b.unreadable().map(|u| (b.spec.name, u.clone()))).collect();
     let frame = finish(kind, height, builders)?;
@@ -212,6 +287,7 @@ async fn load_with<DB: Database>(
     specs: &[ColumnSpec],
     sql: &str,
     reading: Reading,
+    mut chunks: Option<&mut Chunks<'_>>,
 ) -> Result<(usize, Vec<ColumnBuilder>)>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -230,6 +306,9 @@ where
             }
         }
         debug_assert!(row.len() >= columns.len());
+        if let Some(chunks) = chunks.as_deref_mut() {
+            chunks.offer(height, columns.iter_mut().map(|(_, b)| b))?;
+        }
     }
     Ok((height, columns.into_iter().map(|(_, b)| b).collect()))
 }

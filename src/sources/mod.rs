@@ -13,8 +13,8 @@ mod load;
 
 pub use changed::{Between, members_condition, members_filter, members_with_rows};
 pub use load::{
-    Reading, Survey, check_members, load_member_emails, load_snapshot, load_snapshot_of, load_snapshot_shard,
-    prepare_columns, survey_source,
+    Chunks, Reading, Survey, check_members, load_member_emails, load_snapshot, load_snapshot_of, load_snapshot_shard,
+    prepare_columns, scan_source, survey_source,
 };
 
 use polars::prelude::*;

@@ -205,7 +205,7 @@ pub async fn existing_awards(pool: &PgPool, badge_ids: &[String], of_members: &s
     ];
     let builders = specs.iter().map(|spec| ColumnBuilder::new(*spec, 0)).collect();
     let (height, builders) =
-        copy_out(pool, "existing awards", &copy, &[Wire::Text, Wire::Int8, Wire::Text], builders).await?;
+        copy_out(pool, "existing awards", &copy, &[Wire::Text, Wire::Int8, Wire::Text], builders, None).await?;
     let columns = builders
         .into_iter()
         .map(ColumnBuilder::finish)
