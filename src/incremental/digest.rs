@@ -55,6 +55,15 @@ pub fn source_part(frame: &DataFrame) -> Result<DataFrame> {
 /// and sums as one part of the whole source.
 pub fn sum_parts(parts: Vec<DataFrame>) -> Result<DataFrame> {
     let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
+    if parts.is_empty() {
+        // A source that failed before its first frame.
+        let columns = vec![
+            Column::new("user_id".into(), Vec::<i64>::new()),
+            Column::new("n".into(), Vec::<u64>::new()),
+            Column::new("s".into(), Vec::<u64>::new()),
+        ];
+        return DataFrame::new(0, columns).map_err(failed);
+    }
     if parts.len() == 1 {
         return parts.into_iter().next().ok_or_else(|| anyhow!("computing member digests: no part"));
     }
@@ -104,6 +113,15 @@ pub fn member_digests(snapshot: &Snapshot, kinds: &[SourceKind]) -> Result<DataF
     let users = snapshot.frame(SourceKind::Users).ok_or_else(|| anyhow!("the users source was not loaded"))?;
     let parts = kinds.iter().map(|kind| snapshot.frame(*kind).map(source_part).transpose()).collect::<Result<_>>()?;
     combine(users, parts)
+}
+
+/// No member's digest.
+pub fn none() -> Result<DataFrame> {
+    DataFrame::new(
+        0,
+        vec![Column::new("user_id".into(), Vec::<i64>::new()), Column::new("digest".into(), Vec::<u64>::new())],
+    )
+    .map_err(|e| anyhow!("member digests: {e}"))
 }
 
 /// The digest a fixed frame has: stored with the state, so that digests made by a build that

@@ -172,6 +172,13 @@ pub struct Candidates {
     pub by_time: usize,
 }
 
+impl Candidates {
+    /// No one to evaluate.
+    pub fn none(digests: DataFrame) -> Candidates {
+        Candidates { members: Vec::new(), digests, with_new_rows: 0, changed: 0, by_time: 0 }
+    }
+}
+
 /// Where an incremental pass reads from and for.
 pub struct Scope<'a> {
     pub db: &'a Db,
@@ -227,7 +234,7 @@ pub async fn members_with_event_rows(
 
 /// What reading the per-member sources whole found: every member's digest, the members whose
 /// account age or an enrolment is reached between the two instants, and the sources that
-/// failed to load (with why).
+/// failed to load (with why; no digests when the users source failed).
 pub struct Scanned {
     pub digests: DataFrame,
     pub by_time: Vec<i64>,
@@ -329,8 +336,10 @@ pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, slidin
         }
     }
     let Some(users) = users else {
-        let reason = failed.get(&SourceKind::Users).map_or("it was not loaded", String::as_str);
-        return Err(anyhow!("an incremental pass needs the users source: {reason}"));
+        // Every badge reads the members: the pass evaluates no one, and its badges fail with
+        // the reason, as in a full pass.
+        failed.entry(SourceKind::Users).or_insert_with(|| "source 'users' did not load".to_string());
+        return Ok(Scanned { digests: digest::none()?, by_time: Vec::new(), failed });
     };
     let clock = std::time::Instant::now();
     let digests = crate::evaluate::on_evaluation_thread(move || digest::combine(&users, parts)).await?;

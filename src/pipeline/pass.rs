@@ -8,7 +8,7 @@ use crate::evaluate::Evaluation;
 use crate::features::Context;
 use crate::incremental::Pass;
 use crate::instant;
-use crate::sources::{self, Shard, Snapshot};
+use crate::sources::{self, Shard, Snapshot, SourceKind};
 use crate::store::{self, AwardKind, AwardSource, IncrementalState, Inserted, Store};
 use anyhow::Result;
 use chrono::{DateTime, Utc};
@@ -238,6 +238,12 @@ async fn load_changed(
     );
     let (scanned, stored) = (scanned?, crate::incremental::digest::decode(&stored?)?);
     let failed_whole = scanned.failed.clone();
+    if failed_whole.contains_key(&SourceKind::Users) {
+        // No member can be evaluated: every badge fails with the reason, as in a full pass.
+        let existing = target.store.existing_awards_of(ids, Some(&[])).await?;
+        let candidates = crate::incremental::Candidates::none(scanned.digests);
+        return Ok((Snapshot { frames: Default::default(), failed: failed_whole }, existing, candidates));
+    }
     let candidates = crate::incremental::candidates(scanned, stored, with_rows?).await?;
     tracing::info!(
         elapsed_ms = clock.elapsed().as_millis() as u64,

@@ -7,7 +7,7 @@
 //! the cases where stored state is not trusted and the pass is full, saying why. On SQLite,
 //! PostgreSQL and MariaDB.
 
-use crate::support::{Backend, FORMULA_SCHEMA, TestHost, at, badge, formula_badge, manual_badge, use_backend};
+use crate::support::{Backend, FORMULA_SCHEMA, TestHost, at, badge, formula_badge, manual_badge, status, use_backend};
 use accolade::commands::run::{RunOptions, RunReport, execute_with};
 use accolade::config::plan::Plan;
 use accolade::db::Db;
@@ -321,6 +321,57 @@ async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step
     assert!(incremental_passes >= 7, "most passes were incremental ({incremental_passes})");
     let awarded = outcome(&full).await.0.len();
     assert!(awarded > 30, "the history awards enough to compare ({awarded} award rows)");
+}
+
+/// Each badge's status in a run's report.
+fn statuses(report: &RunReport) -> Vec<(String, &'static str)> {
+    report.badges.iter().map(|b| (b.badge_id.clone(), b.status)).collect()
+}
+
+/// An incremental pass on one awards database and a full pass on the other, as of `now`: the
+/// badges' outcomes and everything left must be the same. Returns the incremental pass.
+async fn both(host: &TestHost, incremental: &TestHost, full: &TestHost, plan: &Plan, now: DateTime<Utc>) -> RunReport {
+    let a = pass(host, incremental, plan, now, true).await;
+    let b = pass(host, full, plan, now, false).await;
+    assert_eq!(statuses(&a), statuses(&b), "the badges' outcomes as of {now}");
+    assert_eq!(outcome(incremental).await, outcome(full).await, "the awards as of {now}");
+    a
+}
+
+#[rstest::rstest]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_per_member_source_that_cannot_be_read_fails_its_badges_in_an_incremental_pass_as_in_a_full_one(
+    #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
+) {
+    let Some(_guard) = use_backend(backend) else { return };
+    let host = host().await;
+    let (incremental, full) = (TestHost::new().await, TestHost::new().await);
+    let mut rng = Random(3);
+    let start = at("2026-02-20T15:00:00Z");
+    add_members(&host, &mut rng, start).await;
+    let plan = plan(&host, 5);
+    pass(&host, &incremental, &plan, start, true).await;
+    pass(&host, &full, &plan, start, false).await;
+    // An enrolment whose date cannot be read: the trainings source fails, and only the badge
+    // that reads it.
+    host.exec(
+        "INSERT INTO trainings (user_id, training_id, enrolled_at, progress, passed) VALUES (1, 'course', 'someday', 100, FALSE)",
+    )
+    .await;
+    let a = both(&host, &incremental, &full, &plan, start + Duration::hours(1)).await;
+    assert!(a.pass.incremental, "the pass was incremental: {:?}", a.pass.full_because);
+    assert_eq!(status(&a, "finisher"), "failed");
+    assert_eq!(status(&a, "veteran"), "evaluated");
+    host.exec("DELETE FROM trainings WHERE enrolled_at = 'someday'").await;
+    both(&host, &incremental, &full, &plan, start + Duration::hours(2)).await;
+    // A member whose creation cannot be read: the users source fails, and with it every badge.
+    host.exec("INSERT INTO users (user_id, created_at, blocked) VALUES (500, 'soon', FALSE)").await;
+    let a = both(&host, &incremental, &full, &plan, start + Duration::hours(3)).await;
+    assert!(a.pass.incremental, "the pass was incremental: {:?}", a.pass.full_because);
+    assert_eq!(a.pass.members, Some(0), "no member is evaluated without the users source");
+    for badge in ["veteran", "weekly-poster", "finisher", "regular"] {
+        assert_eq!(status(&a, badge), "failed", "badge {badge}");
+    }
 }
 
 /// `accolade run` through the binary, for the config at `config`.
