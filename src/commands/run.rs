@@ -59,6 +59,7 @@ pub async fn run(config: Option<&Path>, opts: Opts) -> Result<Outcome> {
         stop: None,
         incremental: opts.incremental || opts.full,
         full: opts.full,
+        scan_rows: None,
     };
     let started = std::time::Instant::now();
     let (db, store) = connect(&plan).await?;

@@ -32,8 +32,8 @@ fn hashes(frame: &DataFrame) -> Result<Vec<u64>> {
 }
 
 /// One per-member source's share of the digests: `(user_id, n, s)` for each member with rows
-/// in `frame`, `n` the rows and `s` the sum of their hashes' top 40 bits. Computed as soon as
-/// a source loads, so that an incremental pass keeps no source whole.
+/// in `frame`, `n` the rows and `s` the sum of their hashes' top 40 bits. An incremental pass
+/// computes it per frame as a source loads (see [`sum_parts`]), keeping no source whole.
 pub fn source_part(frame: &DataFrame) -> Result<DataFrame> {
     let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
     let rows = DataFrame::new(

@@ -186,6 +186,8 @@ pub struct Scope<'a> {
     pub shard: Option<Shard>,
     pub since: DateTime<Utc>,
     pub as_of: DateTime<Utc>,
+    /// Rows per frame the per-member sources are digested in.
+    pub scan_rows: usize,
 }
 
 /// The per-member sources among `kinds` (what digests cover).
@@ -242,7 +244,10 @@ pub struct Scanned {
 }
 
 /// Rows per frame a per-member source is digested in while it loads.
-const SCAN_ROWS: usize = 65_536;
+pub const SCAN_ROWS: usize = 65_536;
+
+/// Frames read ahead of the digesting thread, at most.
+const FRAMES_AHEAD: usize = 2;
 
 /// Frames' parts kept before they are summed into one.
 const PARTS_SUMMED: usize = 8;
@@ -269,7 +274,7 @@ pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, slidin
         let one = sources::Wanted { kinds: BTreeSet::from([kind]), user_columns: wanted.user_columns.clone() };
         let ages = ages.clone();
         async move {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<DataFrame>();
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<DataFrame>(FRAMES_AHEAD);
             // A thread of its own sums each frame as the reader hands it on.
             let digesting = crate::evaluate::on_evaluation_thread(move || -> Result<Scan> {
                 let (mut parts, mut users, mut by_time) = (Vec::new(), Vec::new(), Vec::new());
@@ -299,10 +304,7 @@ pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, slidin
                 Ok(Scan { part: digest::sum_parts(parts)?, users, by_time })
             });
             let reading = async move {
-                let mut sink = move |frame: DataFrame| {
-                    tx.send(frame).map_err(|_| anyhow!("source '{kind}': digesting its rows stopped"))
-                };
-                let mut chunks = sources::Chunks::new(SCAN_ROWS, &mut sink);
+                let mut chunks = sources::Chunks::new(kind, scope.scan_rows, tx);
                 sources::scan_source(scope.db, &scope.plan.sources, &one, kind, scope.shard, tz, &mut chunks).await
             };
             let scan = match tokio::join!(reading, digesting) {

@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub incremental: bool,
     /// A full pass even if asked to be incremental.
     pub full: bool,
+    /// Rows per frame an incremental pass digests the per-member sources in (default
+    /// [`crate::incremental::SCAN_ROWS`]; tests make it small to cross frame edges).
+    pub scan_rows: Option<usize>,
 }
 
 /// What one badge did in a run.
@@ -238,6 +241,7 @@ pub async fn execute_with(plan: &Plan, db: &Db, store: &Store, options: &RunOpti
         shard_key: &shard_key,
         kinds: &kinds,
         stop,
+        scan_rows: options.scan_rows.unwrap_or(crate::incremental::SCAN_ROWS),
     };
     let mut pass_report = PassReport {
         incremental: matches!(pass, Pass::Incremental { .. }),

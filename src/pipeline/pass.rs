@@ -30,6 +30,8 @@ pub(super) struct Target<'a> {
     pub(super) shard_key: &'a str,
     pub(super) kinds: &'a HashMap<String, AwardKind>,
     pub(super) stop: Option<&'a AtomicBool>,
+    /// Rows per frame the per-member sources are digested in.
+    pub(super) scan_rows: usize,
 }
 
 /// What evaluating and storing produced: new awards per badge, and badges that failed.
@@ -225,6 +227,7 @@ async fn load_changed(
         shard: target.shard,
         since: state.as_of,
         as_of: target.as_of,
+        scan_rows: target.scan_rows,
     };
     // What makes the criteria change with time alone: compiled once, read by both searches.
     let at_now = Context { as_of: target.as_of, timezone: tz };

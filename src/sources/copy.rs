@@ -59,7 +59,7 @@ pub async fn load(
     specs: &[ColumnSpec],
     sql: &str,
     reading: Reading,
-    chunks: Option<&mut Chunks<'_>>,
+    chunks: Option<&mut Chunks>,
 ) -> Result<(usize, Vec<ColumnBuilder>)> {
     let statement = pool
         .prepare(AssertSqlSafe(sql.to_string()).into_sql_str())
@@ -90,7 +90,7 @@ pub(crate) async fn copy_out(
     copy: &str,
     wires: &[Wire],
     mut builders: Vec<ColumnBuilder>,
-    mut chunks: Option<&mut Chunks<'_>>,
+    mut chunks: Option<&mut Chunks>,
 ) -> Result<(usize, Vec<ColumnBuilder>)> {
     let mut stream = pool.copy_out_raw(copy).await.with_context(|| format!("{label}: the query failed"))?;
     let mut decoder = Decoder { buffer: Vec::new(), header_done: false, rows: 0, finished: false };
@@ -104,7 +104,7 @@ pub(crate) async fn copy_out(
         decoder.buffer.extend_from_slice(&chunk);
         let drained = decoder.drain(label, wires, &mut builders);
         let handed = match (drained, chunks.as_deref_mut()) {
-            (Ok(()), Some(chunks)) => chunks.offer(decoder.rows, &mut builders),
+            (Ok(()), Some(chunks)) => chunks.offer(decoder.rows, &mut builders).await,
             (drained, _) => drained,
         };
         if let Err(error) = handed {

@@ -103,41 +103,45 @@ fn source_sql(
     })
 }
 
-/// Hands a source on in frames of about `rows` rows as it loads, so that a reader that keeps
-/// only what each frame sums to (member digests) never holds the source whole.
-pub struct Chunks<'a> {
+/// Hands a source on in frames of `rows` rows as it loads, over a bounded channel (the reader
+/// waits while the receiver is behind), so that a reader that keeps only what each frame sums
+/// to (member digests) never holds the source whole.
+pub struct Chunks {
+    kind: SourceKind,
     rows: usize,
     handed: usize,
-    sink: &'a mut (dyn FnMut(DataFrame) -> Result<()> + Send),
+    frames: tokio::sync::mpsc::Sender<DataFrame>,
 }
 
-impl<'a> Chunks<'a> {
-    pub fn new(rows: usize, sink: &'a mut (dyn FnMut(DataFrame) -> Result<()> + Send)) -> Self {
-        Chunks { rows: rows.max(1), handed: 0, sink }
+impl Chunks {
+    pub fn new(kind: SourceKind, rows: usize, frames: tokio::sync::mpsc::Sender<DataFrame>) -> Self {
+        Chunks { kind, rows: rows.max(1), handed: 0, frames }
     }
 
     /// Hands on the rows pushed since the last frame once there are `rows` of them; `read`
     /// counts every row read so far.
-    pub(super) fn offer<'b>(
+    pub(super) async fn offer<'b>(
         &mut self,
         read: usize,
         builders: impl IntoIterator<Item = &'b mut ColumnBuilder>,
     ) -> Result<()> {
         match read - self.handed >= self.rows {
-            true => self.hand(read, builders),
+            true => self.hand(read, builders).await,
             false => Ok(()),
         }
     }
 
-    fn hand<'b>(&mut self, read: usize, builders: impl IntoIterator<Item = &'b mut ColumnBuilder>) -> Result<()> {
+    async fn hand<'b>(&mut self, read: usize, builders: impl IntoIterator<Item = &'b mut ColumnBuilder>) -> Result<()> {
+        let kind = self.kind;
         let columns = builders
             .into_iter()
             .map(ColumnBuilder::take)
             .collect::<PolarsResult<Vec<_>>>()
-            .context("a source's rows")?;
-        let frame = DataFrame::new(read - self.handed, columns).context("a source's rows")?;
+            .with_context(|| format!("source '{kind}': building a frame of its rows"))?;
+        let frame = DataFrame::new(read - self.handed, columns)
+            .with_context(|| format!("source '{kind}': building a frame of its rows"))?;
         self.handed = read;
-        (self.sink)(frame)
+        self.frames.send(frame).await.map_err(|_| anyhow!("source '{kind}': digesting its rows stopped"))
     }
 }
 
@@ -150,7 +154,7 @@ pub async fn scan_source(
     kind: SourceKind,
     shard: Option<Shard>,
     timezone: Tz,
-    chunks: &mut Chunks<'_>,
+    chunks: &mut Chunks,
 ) -> Result<usize> {
     let sql = source_sql(db, queries, kind, shard, None)?;
     let specs = wanted.columns(kind);
@@ -162,7 +166,7 @@ pub async fn scan_source(
         Db::MySql(pool) => load_with(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
     };
     if rows > chunks.handed || chunks.handed == 0 {
-        chunks.hand(rows, builders.iter_mut())?;
+        chunks.hand(rows, builders.iter_mut()).await?;
     }
     tracing::info!(source = %kind, rows, elapsed_ms = started.elapsed().as_millis() as u64, "scanned source");
     Ok(rows)
@@ -287,7 +291,7 @@ async fn load_with<DB: Database>(
     specs: &[ColumnSpec],
     sql: &str,
     reading: Reading,
-    mut chunks: Option<&mut Chunks<'_>>,
+    mut chunks: Option<&mut Chunks>,
 ) -> Result<(usize, Vec<ColumnBuilder>)>
 where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
@@ -307,7 +311,7 @@ where
         }
         debug_assert!(row.len() >= columns.len());
         if let Some(chunks) = chunks.as_deref_mut() {
-            chunks.offer(height, columns.iter_mut().map(|(_, b)| b))?;
+            chunks.offer(height, columns.iter_mut().map(|(_, b)| b)).await?;
         }
     }
     Ok((height, columns.into_iter().map(|(_, b)| b).collect()))

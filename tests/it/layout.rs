@@ -36,9 +36,15 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The `crate::NAME` paths the file's code (not its comments or unit tests) names.
+fn leading_name(text: &str) -> String {
+    text.trim_start().chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect()
+}
+
+/// The `crate::NAME` paths the file's code (not its comments or its inline unit tests) names,
+/// `crate::{a, b::c}` groups included.
 fn imported_modules(source: &str) -> BTreeSet<String> {
-    let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+    // The inline test module is last; `#[cfg(test)] mod tests;` names a file, read on its own.
+    let code = source.split("#[cfg(test)]\nmod tests {").next().unwrap_or(source);
     let mut found = BTreeSet::new();
     for line in code.lines() {
         let line = line.trim_start();
@@ -47,7 +53,12 @@ fn imported_modules(source: &str) -> BTreeSet<String> {
         }
         for (at, _) in line.match_indices("crate::") {
             let rest = &line[at + "crate::".len()..];
-            let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if let Some(group) = rest.strip_prefix('{') {
+                let group = group.split('}').next().unwrap_or(group);
+                found.extend(group.split(',').map(leading_name).filter(|n| !n.is_empty()));
+                continue;
+            }
+            let name = leading_name(rest);
             // `$crate::` in macros and `crate::with_pool!` name macros, not modules.
             let is_macro = rest[name.len()..].starts_with('!');
             if !name.is_empty() && !is_macro && !line[..at].ends_with('$') {
@@ -95,8 +106,9 @@ fn every_module_imports_only_the_modules_before_it_in_the_flow() {
 
 #[test]
 fn the_import_scan_sees_paths_in_code_and_not_in_comments() {
-    let source = "use crate::store::Store;\n//! see [`crate::commands`]\nlet x = crate::pipeline::run();\n\
-                  crate::with_pool!(p);\n#[cfg(test)]\nmod tests { use crate::report; }\n";
+    let source = "#[cfg(test)]\nmod unit;\nuse crate::store::Store;\n//! see [`crate::commands`]\n\
+                  let x = crate::pipeline::run();\nuse crate::{db::Db, errors};\ncrate::with_pool!(p);\n\
+                  #[cfg(test)]\nmod tests { use crate::report; }\n";
     let found: Vec<_> = imported_modules(source).into_iter().collect();
-    assert_eq!(found, ["pipeline", "store"]);
+    assert_eq!(found, ["db", "errors", "pipeline", "store"]);
 }
