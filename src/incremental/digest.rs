@@ -53,7 +53,7 @@ pub fn source_part(frame: &DataFrame) -> Result<DataFrame> {
 
 /// The [`source_part`] of a source from those of the frames it was read in: the same counts
 /// and sums as one part of the whole source.
-pub fn sum_parts(parts: Vec<DataFrame>) -> Result<DataFrame> {
+pub fn sum_parts(mut parts: Vec<DataFrame>) -> Result<DataFrame> {
     let failed = |e: PolarsError| anyhow!("computing member digests: {e}");
     if parts.is_empty() {
         // A source that failed before its first frame.
@@ -65,7 +65,7 @@ pub fn sum_parts(parts: Vec<DataFrame>) -> Result<DataFrame> {
         return DataFrame::new(0, columns).map_err(failed);
     }
     if parts.len() == 1 {
-        return parts.into_iter().next().ok_or_else(|| anyhow!("computing member digests: no part"));
+        return Ok(parts.remove(0));
     }
     let parts: Vec<LazyFrame> = parts.into_iter().map(IntoLazy::lazy).collect();
     concat(parts, UnionArgs::default())

@@ -350,11 +350,15 @@ pub async fn scan_per_member(scope: &Scope<'_>, wanted: &sources::Wanted, slidin
 }
 
 /// The candidates of a pass: `with_rows` (from [`members_with_event_rows`]), the members whose
-/// digests differ from the `stored` ones, and those whose eligibility the scan found reached
-/// with time alone.
-pub async fn candidates(scanned: Scanned, stored: DataFrame, with_rows: (BTreeSet<i64>, usize)) -> Result<Candidates> {
+/// `digests` differ from the `stored` ones, and `by_time`, those whose eligibility the scan
+/// found reached with time alone.
+pub async fn candidates(
+    digests: DataFrame,
+    by_time: Vec<i64>,
+    stored: DataFrame,
+    with_rows: (BTreeSet<i64>, usize),
+) -> Result<Candidates> {
     let (with_rows, found_new) = with_rows;
-    let Scanned { digests, by_time, .. } = scanned;
     let (digests, changed) = crate::evaluate::on_evaluation_thread(move || -> Result<(DataFrame, Vec<i64>)> {
         let clock = std::time::Instant::now();
         let changed = digest::changed(&stored, &digests)?;

@@ -239,15 +239,15 @@ async fn load_changed(
         target.store.member_digest_chunks(target.shard_key),
         crate::incremental::members_with_event_rows(&scope, &sliding, &event_kinds)
     );
-    let (scanned, stored) = (scanned?, crate::incremental::digest::decode(&stored?)?);
-    let failed_whole = scanned.failed.clone();
+    let crate::incremental::Scanned { digests, by_time, failed: failed_whole } = scanned?;
+    let stored = crate::incremental::digest::decode(&stored?)?;
     if failed_whole.contains_key(&SourceKind::Users) {
         // No member can be evaluated: every badge fails with the reason, as in a full pass.
         let existing = target.store.existing_awards_of(ids, Some(&[])).await?;
-        let candidates = crate::incremental::Candidates::none(scanned.digests);
+        let candidates = crate::incremental::Candidates::none(digests);
         return Ok((Snapshot { frames: Default::default(), failed: failed_whole }, existing, candidates));
     }
-    let candidates = crate::incremental::candidates(scanned, stored, with_rows?).await?;
+    let candidates = crate::incremental::candidates(digests, by_time, stored, with_rows?).await?;
     tracing::info!(
         elapsed_ms = clock.elapsed().as_millis() as u64,
         members = candidates.members.len(),

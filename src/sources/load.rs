@@ -159,12 +159,7 @@ pub async fn scan_source(
     let sql = source_sql(db, queries, kind, shard, None)?;
     let specs = wanted.columns(kind);
     let started = std::time::Instant::now();
-    let reading = Reading::new(timezone);
-    let (rows, mut builders) = match db {
-        Db::Postgres(pool) => super::copy::load(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
-        Db::Sqlite(pool) => load_with(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
-        Db::MySql(pool) => load_with(pool, kind, &specs, &sql, reading, Some(&mut *chunks)).await?,
-    };
+    let (rows, mut builders) = read(db, kind, &specs, &sql, Reading::new(timezone), Some(&mut *chunks)).await?;
     if rows > chunks.handed || chunks.handed == 0 {
         chunks.hand(rows, builders.iter_mut()).await?;
     }
@@ -237,15 +232,28 @@ pub(super) async fn load_source(
     reading: Reading,
 ) -> Result<(DataFrame, BTreeMap<&'static str, Unreadable>)> {
     let started = std::time::Instant::now();
-    let (height, builders) = match db {
-        Db::Postgres(pool) => super::copy::load(pool, kind, specs, sql, reading, None).await?,
-        Db::Sqlite(pool) => load_with(pool, kind, specs, sql, reading, None).await?,
-        Db::MySql(pool) => load_with(pool, kind, specs, sql, reading, None).await?,
-    };
+    let (height, builders) = read(db, kind, specs, sql, reading, None).await?;
     let unreadable = builders.iter().filter_map(|b| b.unreadable().map(|u| (b.spec.name, u.clone()))).collect();
     let frame = finish(kind, height, builders)?;
     tracing::info!(source = %kind, rows = frame.height(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded source");
     Ok((frame, unreadable))
+}
+
+/// Reads a source query's rows into its column builders (handing them to `chunks` as they
+/// fill, if given): binary COPY on PostgreSQL, rows elsewhere.
+async fn read(
+    db: &Db,
+    kind: SourceKind,
+    specs: &[ColumnSpec],
+    sql: &str,
+    reading: Reading,
+    chunks: Option<&mut Chunks>,
+) -> Result<(usize, Vec<ColumnBuilder>)> {
+    match db {
+        Db::Postgres(pool) => super::copy::load(pool, kind, specs, sql, reading, chunks).await,
+        Db::Sqlite(pool) => load_with(pool, kind, specs, sql, reading, chunks).await,
+        Db::MySql(pool) => load_with(pool, kind, specs, sql, reading, chunks).await,
+    }
 }
 
 async fn prepared_names<DB: Database>(pool: &Pool<DB>, kind: SourceKind, sql: &str) -> Result<Vec<String>>

@@ -252,6 +252,20 @@ async fn add_members(host: &TestHost, rng: &mut Random, start: DateTime<Utc>) {
     host.exec(&format!("INSERT INTO users (user_id, created_at, blocked) VALUES {}", rows.join(", "))).await;
 }
 
+/// When the histories start: the members are created up to 45 days before.
+const START: DateTime<Utc> = DateTime::from_timestamp(1_771_599_600, 0).expect("2026-02-20T15:00:00Z");
+
+/// A host with [`MEMBERS`] members created before [`START`], and two awards databases over it
+/// (the first for incremental passes, the second for full ones), with the generator that made
+/// the members.
+async fn two_databases(seed: u64) -> (TestHost, TestHost, TestHost, Random) {
+    let host = host().await;
+    let (incremental, full) = (TestHost::new().await, TestHost::new().await);
+    let mut rng = Random(seed);
+    add_members(&host, &mut rng, START).await;
+    (host, incremental, full, rng)
+}
+
 #[rstest::rstest]
 #[tokio::test(flavor = "multi_thread")]
 async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step_of_a_random_history(
@@ -259,11 +273,8 @@ async fn an_incremental_run_gives_exactly_the_awards_of_a_full_run_at_every_step
     #[values(7, 1_234_567)] seed: u64,
 ) {
     let Some(_guard) = use_backend(backend) else { return };
-    let host = host().await;
-    let (incremental, full) = (TestHost::new().await, TestHost::new().await);
-    let mut rng = Random(seed);
-    let start = at("2026-02-20T15:00:00Z");
-    add_members(&host, &mut rng, start).await;
+    let (host, incremental, full, mut rng) = two_databases(seed).await;
+    let start = START;
     let late = accolade::config::plan::DEFAULT_LATE_ROWS;
     // Steps across minutes, hours, local midnights, weeks and a month; account ages pass 14 and
     // 30 days, and 7- and 10-day windows slide past earlier rows.
@@ -380,11 +391,8 @@ async fn a_per_member_source_that_cannot_be_read_fails_its_badges_in_an_incremen
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
     let Some(_guard) = use_backend(backend) else { return };
-    let host = host().await;
-    let (incremental, full) = (TestHost::new().await, TestHost::new().await);
-    let mut rng = Random(3);
-    let start = at("2026-02-20T15:00:00Z");
-    add_members(&host, &mut rng, start).await;
+    let (host, incremental, full, _) = two_databases(3).await;
+    let start = START;
     let plan = plan(&host, 5);
     pass(&host, &incremental, &plan, start, true).await;
     pass(&host, &full, &plan, start, false).await;
@@ -435,11 +443,8 @@ async fn a_run_killed_at_a_random_point_leaves_the_next_incremental_run_exact(
     #[values(Backend::Sqlite, Backend::Postgres, Backend::MySql)] backend: Backend,
 ) {
     let Some(_guard) = use_backend(backend) else { return };
-    let host = host().await;
-    let (incremental, full) = (TestHost::new().await, TestHost::new().await);
-    let mut rng = Random(99);
-    let start = at("2026-02-20T15:00:00Z");
-    add_members(&host, &mut rng, start).await;
+    let (host, incremental, full, mut rng) = two_databases(99).await;
+    let start = START;
     // One set of badges throughout: every pass after the first may be incremental.
     let text = config_text(&host, 5);
     let with_awards = |awards: &TestHost| {
